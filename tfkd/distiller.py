@@ -179,18 +179,26 @@ class Distiller(keras.Model):
             )
         self.alpha = alpha
         self.temperature = temperature
-        self._student_loss_arg = student_loss_fn
-        self._distillation_loss_arg = distillation_loss_fn
         self.student_loss_fn = _as_loss(student_loss_fn, "student_loss_fn")
         self.distillation_loss_fn = _as_loss(
             distillation_loss_fn, "distillation_loss_fn"
         )
+        # Kept serialized: a dict holding metric objects would be tracked as
+        # new state, which Keras forbids once the model is built (on load).
+        serialize = keras.saving.serialize_keras_object
         self._compile_args = {
-            "optimizer": optimizer,
-            "metrics": metrics,
-            "kwargs": kwargs,
+            "metrics": serialize(metrics),
+            "student_loss_fn": serialize(student_loss_fn),
+            "distillation_loss_fn": serialize(distillation_loss_fn),
+            "kwargs": serialize(kwargs),
         }
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def build(self, input_shape):
+        for model in (self.teacher, self.student):
+            if not model.built:
+                model.build(input_shape)
+        self.built = True
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
@@ -303,15 +311,11 @@ class Distiller(keras.Model):
     def get_compile_config(self):
         if self._compile_args is None:
             return {}
-        serialize = keras.saving.serialize_keras_object
         return {
-            "optimizer": serialize(self.optimizer),
-            "metrics": serialize(self._compile_args["metrics"]),
-            "student_loss_fn": serialize(self._student_loss_arg),
-            "distillation_loss_fn": serialize(self._distillation_loss_arg),
+            "optimizer": keras.saving.serialize_keras_object(self.optimizer),
+            **self._compile_args,
             "alpha": self.alpha,
             "temperature": self.temperature,
-            "kwargs": serialize(self._compile_args["kwargs"]),
         }
 
     def compile_from_config(self, config):
@@ -365,21 +369,35 @@ def _as_loss(loss, argument):
     if loss is None or isinstance(loss, keras.losses.Loss):
         return loss
     if isinstance(loss, str):
-        resolved = keras.losses.get(loss)
-        if resolved is None:
+        try:
+            loss = keras.losses.get(loss)
+        except ValueError:
             raise ValueError(
                 f"Unknown loss for `{argument}`: {loss!r}. Pass a "
                 "`keras.losses` name, a `keras.losses.Loss` or a callable."
-            )
-        loss = resolved
+            ) from None
     if isinstance(loss, keras.losses.Loss):
         return loss
     if callable(loss):
-        return keras.losses.LossFunctionWrapper(loss)
+        return _FunctionLoss(loss)
     raise TypeError(
         f"`{argument}` must be None, a string, a `keras.losses.Loss` or a "
         f"callable. Received: {argument}={loss!r}"
     )
+
+
+class _FunctionLoss(keras.losses.Loss):
+    """Gives a per-example loss function the reduction of a `Loss` object.
+
+    Not serialized itself: the compile config stores what the user passed.
+    """
+
+    def __init__(self, fn):
+        super().__init__(name=getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
 
 
 def _validate_alpha(value):
