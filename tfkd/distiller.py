@@ -215,6 +215,26 @@ class Distiller(keras.Model):
             callbacks.append(callbacks_module.RaiseOnNaN())
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds from `strategy.reduce("MEAN", batch)`, which fails
+        # under MultiWorkerMirroredStrategy ("Attempt to convert a value
+        # (PerReplica...)", keras-team/keras#20585). Only shapes and dtypes
+        # are needed, so one replica's slice of the first batch will do.
+        strategy = self.distribute_strategy
+        if iterator is not None and isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+            for _, _, it in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0],
+                    next(it),
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(
+            iterator=iterator, data_batch=data_batch
+        )
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
@@ -224,13 +244,24 @@ class Distiller(keras.Model):
         variables = self.student.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self._step_logs(x, y, y_pred, sample_weight)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         y_pred = self(x, training=False)
         self._compute_losses(x, y, y_pred, sample_weight)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self._step_logs(x, y, y_pred, sample_weight)
+
+    def _step_logs(self, x, y, y_pred, sample_weight):
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if isinstance(
+            self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+            # Keras 3.15 reduces step logs across workers with
+            # `reduce("MEAN", v, axis=0)`, which rejects scalars
+            # (keras-team/keras#20585); a length-1 axis reduces to the scalar.
+            logs = {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+        return logs
 
     def _compute_losses(self, x, y, y_pred, sample_weight):
         """The one loss computation shared by training and evaluation.
