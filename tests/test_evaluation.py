@@ -1,0 +1,228 @@
+import math
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfkd import datasets
+from tfkd import evaluation
+from tfkd import models
+
+PNG_MAGIC = b"\x89PNG"
+
+
+def _identity_model():
+    # Output = input, so the "logits" are exactly the fed scores.
+    inputs = keras.Input((1,), name="x")
+    outputs = keras.layers.Dense(
+        1, kernel_initializer="ones", bias_initializer="zeros"
+    )(inputs)
+    return keras.Model({"x": inputs}, outputs)
+
+
+class TestAuc:
+    def test_hand_computed_case(self):
+        # Positives 0.35 and 0.8 vs negatives 0.1 and 0.4: of the 4 pairs
+        # only (0.35, 0.4) is misordered, so AUC = 3 / 4.
+        assert evaluation.auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+
+    def test_ties_count_half(self):
+        # One positive and one negative both at 0.5: AUC = 1 / 2.
+        assert evaluation.auc([1, 0], [0.5, 0.5]) == 0.5
+
+    def test_perfect_ranking(self):
+        assert evaluation.auc([0, 1, 0, 1], [-2.0, 3.0, -1.0, 5.0]) == 1.0
+
+    def test_one_class_raises(self):
+        with pytest.raises(ValueError, match="needs both classes"):
+            evaluation.auc([1, 1], [0.1, 0.2])
+
+    def test_non_binary_labels_raise(self):
+        with pytest.raises(ValueError, match="only 0 and 1"):
+            evaluation.auc([0, 2], [0.1, 0.2])
+
+
+class TestLogloss:
+    def test_coin_flip_is_log_two(self):
+        assert evaluation.logloss([1, 0], [0.5, 0.5]) == pytest.approx(
+            math.log(2)
+        )
+
+    def test_from_logits_matches_probabilities(self):
+        logits = np.array([-3.0, 0.2, 4.0])
+        labels = [0, 1, 1]
+        probabilities = 1 / (1 + np.exp(-logits))
+        assert evaluation.logloss(
+            labels, logits, from_logits=True
+        ) == pytest.approx(evaluation.logloss(labels, probabilities))
+
+    def test_length_mismatch_raises(self):
+        with pytest.raises(ValueError, match="same length"):
+            evaluation.logloss([1, 0], [0.5])
+
+
+class TestRmse:
+    def test_hand_computed_case(self):
+        # Errors 0, 0, 2: sqrt(4 / 3).
+        assert evaluation.rmse([1, 2, 3], [1, 2, 5]) == pytest.approx(
+            math.sqrt(4 / 3)
+        )
+
+
+class TestHitRateAtK:
+    def test_counts_positives_in_top_k(self):
+        # Row 0: positive 0.5 beaten by 0.9 -> rank 2; row 1: 0.1 beaten by
+        # both -> rank 3. With k=2 one of two rows hits.
+        positives = [0.5, 0.1]
+        negatives = [[0.9, 0.2], [0.3, 0.4]]
+        assert evaluation.hit_rate_at_k(positives, negatives, k=2) == 0.5
+
+    def test_ties_count_against_positive(self):
+        assert evaluation.hit_rate_at_k([1.0], [[1.0, 1.0]], k=2) == 0.0
+
+    def test_masked_negatives_never_outrank(self):
+        assert evaluation.hit_rate_at_k([0.0], [[-np.inf, 1.0]], k=1) == 0.0
+        assert evaluation.hit_rate_at_k([0.0], [[-np.inf, -1.0]], k=1) == 1.0
+
+    def test_k_must_be_positive(self):
+        with pytest.raises(ValueError, match="Received: k=0"):
+            evaluation.hit_rate_at_k([1.0], [[0.0]], k=0)
+
+    def test_shape_mismatch_raises(self):
+        with pytest.raises(ValueError, match="must have shape \\(n, m\\)"):
+            evaluation.hit_rate_at_k([1.0, 2.0], [[0.0]])
+
+
+class TestNdcgAtK:
+    @pytest.mark.parametrize(
+        "negatives, expected",
+        [
+            ([[0.1, 0.2, 0.3]], 1.0),  # rank 1: 1 / log2(2)
+            ([[0.9, 0.8, 0.1]], 0.5),  # rank 3: 1 / log2(4)
+            ([[0.9, 0.8, 0.7]], 0.0),  # rank 4 > k
+        ],
+        ids=["rank1", "rank3", "beyond_k"],
+    )
+    def test_single_relevant_item(self, negatives, expected):
+        got = evaluation.ndcg_at_k([0.5], negatives, k=3)
+        assert got == pytest.approx(expected)
+
+
+class TestSampleNegatives:
+    def test_excludes_interacted_items(self):
+        negatives = evaluation.sample_negatives(
+            [1, 2], {1: {1, 2}, 2: {3}}, vocabulary_size=6, num_negatives=3
+        )
+        assert set(negatives[0]) == {3, 4, 5}
+        assert not {3, 0} & set(negatives[1])
+        assert len(set(negatives[1])) == 3
+
+    def test_seeded(self):
+        args = ([1] * 4, {1: {1}}, 50, 10)
+        first = evaluation.sample_negatives(*args, seed=1)
+        np.testing.assert_array_equal(
+            first, evaluation.sample_negatives(*args, seed=1)
+        )
+
+    def test_too_few_candidates_raise(self):
+        with pytest.raises(ValueError, match="Received: num_negatives=5"):
+            evaluation.sample_negatives([1], {1: {1}}, 4, num_negatives=5)
+
+
+class TestCountParamsAndModelBytes:
+    def test_dense_layer(self):
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+        # 2 x 3 kernel + 3 biases = 9 floats = 36 bytes.
+        assert evaluation.count_params(model) == 9
+        assert evaluation.model_bytes(model) == 36
+
+
+class TestEvaluateCtr:
+    def test_matches_hand_computed_metrics(self):
+        scores = np.array([[0.1], [0.4], [0.35], [0.8]], np.float32)
+        labels = np.array([0, 0, 1, 1], np.float32)
+        dataset = tf.data.Dataset.from_tensor_slices(
+            ({"x": scores}, labels)
+        ).batch(3)
+        metrics = evaluation.evaluate_ctr(_identity_model(), dataset)
+        assert metrics["auc"] == pytest.approx(0.75)
+        assert metrics["logloss"] == pytest.approx(
+            evaluation.logloss(labels, scores[:, 0], from_logits=True)
+        )
+
+
+class TestEvaluateRetrieval:
+    @pytest.mark.parametrize(
+        "num_negatives", [100, None], ids=["sampled", "full"]
+    )
+    def test_returns_metrics_in_unit_range(self, num_negatives):
+        data = datasets.synthetic_movielens(task="retrieval")
+        model = models.two_tower(data.spec, embedding_dim=4, hidden=())
+        metrics = evaluation.evaluate_retrieval(
+            model, data, k=5, num_negatives=num_negatives
+        )
+        assert set(metrics) == {"hit_rate@5", "ndcg@5"}
+        assert 0.0 <= metrics["ndcg@5"] <= metrics["hit_rate@5"] <= 1.0
+
+
+class TestComparisonTable:
+    def test_aligned_columns(self):
+        table = evaluation.comparison_table(
+            {
+                "teacher": {"auc": 0.8, "params": 285665},
+                "student": {"auc": 0.79, "params": 11237, "note": None},
+            }
+        )
+        assert table == (
+            "model       auc   params  note\n"
+            "-------  ------  -------  ----\n"
+            "teacher  0.8000  285,665     -\n"
+            "student  0.7900   11,237     -"
+        )
+
+    def test_rejects_non_dict(self):
+        with pytest.raises(TypeError, match="must be a dict"):
+            evaluation.comparison_table([("teacher", {})])
+
+
+class TestPlotLearningCurves:
+    def test_writes_png(self, tmp_path):
+        path = evaluation.plot_learning_curves(
+            {
+                "teacher": {"loss": [0.7, 0.5], "val_loss": [0.72, 0.6]},
+                "student": {"loss": [0.8, 0.6]},
+            },
+            tmp_path / "plots" / "curves.png",
+        )
+        with open(path, "rb") as png:
+            assert png.read(4) == PNG_MAGIC
+
+    def test_unknown_metric_lists_available(self, tmp_path):
+        with pytest.raises(ValueError, match="Available: \\['loss'\\]"):
+            evaluation.plot_learning_curves(
+                {"m": {"loss": [1.0]}}, tmp_path / "c.png", metric="auc"
+            )
+
+
+class TestPlotQualityVsSize:
+    def test_writes_png(self, tmp_path):
+        path = evaluation.plot_quality_vs_size(
+            {
+                "teacher": {"auc": 0.80, "bytes": 1_142_660},
+                "student": {"auc": 0.79, "bytes": 44_948},
+            },
+            tmp_path / "size.png",
+        )
+        with open(path, "rb") as png:
+            assert png.read(4) == PNG_MAGIC
+
+    def test_missing_metric_raises(self, tmp_path):
+        with pytest.raises(ValueError, match="lacks \\['bytes'\\]"):
+            evaluation.plot_quality_vs_size(
+                {"m": {"auc": 0.5}}, tmp_path / "s.png"
+            )

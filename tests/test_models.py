@@ -1,0 +1,223 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+
+from tfkd import datasets
+from tfkd import evaluation
+from tfkd import models
+
+
+@pytest.fixture(scope="module")
+def ctr_data():
+    return datasets.synthetic_movielens(task="ctr")
+
+
+@pytest.fixture(scope="module")
+def retrieval_data():
+    return datasets.synthetic_movielens(task="retrieval")
+
+
+@pytest.fixture(scope="module")
+def batch(ctr_data):
+    return datasets.features_from_frame(
+        ctr_data.frames["test"].iloc[:8], ctr_data.spec
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_two_tower(retrieval_data):
+    keras.utils.set_random_seed(0)
+    counts = np.bincount(
+        retrieval_data.frames["train"].item_id,
+        minlength=retrieval_data.spec["item_id"].vocabulary_size,
+    )
+    model = models.two_tower(
+        retrieval_data.spec, embedding_dim=16, item_counts=counts
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    history = model.fit(
+        retrieval_data.train, epochs=2, verbose=0, shuffle=False
+    )
+    return model, history
+
+
+class TestSafeIds:
+    def test_maps_out_of_range_to_zero(self):
+        ids = np.array([-1, 0, 3, 4, 5], dtype=np.int32)
+        out = models.SafeIds(5)(ids)
+        np.testing.assert_array_equal(np.asarray(out), [0, 0, 3, 4, 0])
+
+    def test_config_round_trip(self):
+        layer = models.SafeIds(7, name="ids")
+        restored = models.SafeIds.from_config(layer.get_config())
+        assert restored.vocabulary_size == 7 and restored.name == "ids"
+
+    def test_rejects_empty_vocabulary(self):
+        with pytest.raises(ValueError, match="Received: vocabulary_size=0"):
+            models.SafeIds(0)
+
+
+class TestMaskedMeanPooling:
+    def test_averages_non_padding(self):
+        embeddings = np.array(
+            [[[1.0, 1.0], [3.0, 5.0], [100.0, 100.0]]], np.float32
+        )
+        ids = np.array([[4, 2, 0]], np.int32)
+        # Position 2 is padding: mean of [1, 1] and [3, 5] = [2, 3].
+        out = models.MaskedMeanPooling()([embeddings, ids])
+        np.testing.assert_allclose(np.asarray(out), [[2.0, 3.0]])
+
+    def test_all_padding_pools_to_zero(self):
+        embeddings = np.ones((1, 3, 2), np.float32)
+        ids = np.zeros((1, 3), np.int32)
+        out = models.MaskedMeanPooling()([embeddings, ids])
+        np.testing.assert_allclose(np.asarray(out), [[0.0, 0.0]])
+
+
+class TestRankingModel:
+    def test_inputs_named_int32_and_output_is_one_logit(self, ctr_data, batch):
+        model = models.ranking_model(ctr_data.spec, cross_layers=1)
+        assert {t.name: t.dtype for t in model.inputs} == {
+            name: "int32" for name in ctr_data.spec.names
+        }
+        assert model.get_layer("genres").output.shape == (None, 6)
+        assert model(batch).shape == (8, 1)
+
+    def test_out_of_range_ids_score_as_unknown(self, ctr_data, batch):
+        model = models.ranking_model(ctr_data.spec)
+        unknown = {k: np.zeros_like(v) for k, v in batch.items()}
+        wild = {k: np.full_like(v, -7) for k, v in batch.items()}
+        wild["user_id"] = np.full_like(batch["user_id"], 10**6)
+        np.testing.assert_allclose(
+            np.asarray(model(wild)), np.asarray(model(unknown))
+        )
+
+    def test_save_load_outputs_equal(self, ctr_data, batch, tmp_path):
+        model = models.ranking_model(ctr_data.spec, cross_layers=2)
+        path = tmp_path / "ranking.keras"
+        model.save(path)
+        restored = keras.models.load_model(path, safe_mode=True)
+        np.testing.assert_allclose(
+            np.asarray(restored(batch)), np.asarray(model(batch)), rtol=1e-6
+        )
+
+    def test_learns_synthetic_ctr(self, ctr_data):
+        keras.utils.set_random_seed(0)
+        model = models.ranking_model(ctr_data.spec)
+        model.compile(
+            keras.optimizers.Adam(0.01),
+            keras.losses.BinaryCrossentropy(from_logits=True),
+        )
+        model.fit(ctr_data.train, epochs=2, verbose=0, shuffle=False)
+        # The Bayes-optimal AUC (true probabilities) is about 0.79 here.
+        assert evaluation.evaluate_ctr(model, ctr_data.test)["auc"] > 0.6
+
+    def test_rating_head_starts_near_mean_rating(self, ctr_data, batch):
+        model = models.ranking_model(ctr_data.spec, output="rating")
+        assert abs(float(np.mean(model(batch))) - 3.5) < 0.5
+
+    def test_unknown_output_raises(self, ctr_data):
+        with pytest.raises(ValueError, match="Received: output='prob'"):
+            models.ranking_model(ctr_data.spec, output="prob")
+
+    def test_hidden_int_raises(self, ctr_data):
+        with pytest.raises(TypeError, match="sequence of layer widths"):
+            models.ranking_model(ctr_data.spec, hidden=64)
+
+    def test_spec_type_checked(self):
+        with pytest.raises(TypeError, match="FeatureSpec"):
+            models.ranking_model({"user_id": 10})
+
+
+class TestPresets:
+    def test_student_at_most_5pct_of_teacher_synthetic(self, ctr_data):
+        teacher = models.teacher(ctr_data.spec)
+        student = models.student(ctr_data.spec)
+        assert student.count_params() <= 0.05 * teacher.count_params()
+
+    @pytest.mark.slow
+    def test_student_at_most_5pct_of_teacher_movielens(self):
+        spec = datasets.movielens_100k(task="ctr").spec
+        teacher = models.teacher(spec)
+        student = models.student(spec)
+        assert student.count_params() <= 0.05 * teacher.count_params()
+
+    def test_rating_task_gives_rating_head(self, ctr_data):
+        model = models.student(ctr_data.spec, task="rating")
+        assert model.layers[-1].name == "rating"
+
+    def test_retrieval_task_raises(self, ctr_data):
+        with pytest.raises(ValueError, match="use two_tower"):
+            models.teacher(ctr_data.spec, task="retrieval")
+
+
+class TestTwoTowerModel:
+    def test_towers_read_their_features(self, retrieval_data):
+        model = models.two_tower(retrieval_data.spec, embedding_dim=8)
+        user_inputs = {t.name for t in model.user_model.inputs}
+        item_inputs = {t.name for t in model.item_model.inputs}
+        assert user_inputs == set(datasets.USER_FEATURES)
+        assert item_inputs == set(datasets.ITEM_FEATURES)
+
+    def test_loss_decreases(self, trained_two_tower):
+        _, history = trained_two_tower
+        losses = history.history["loss"]
+        assert losses[-1] < losses[0]
+
+    def test_hit_rate_beats_random(self, trained_two_tower, retrieval_data):
+        model, _ = trained_two_tower
+        metrics = evaluation.evaluate_retrieval(model, retrieval_data)
+        # Random ranking of 1 positive among 100 negatives: 10 / 101.
+        assert metrics["hit_rate@10"] > 2 * 10 / 101
+
+    def test_score_is_users_by_items(self, trained_two_tower, batch):
+        model, _ = trained_two_tower
+        items = {k: v[:3] for k, v in batch.items()}
+        scores = np.asarray(model.score(batch, items))
+        assert scores.shape == (8, 3)
+        # Cosine similarities of L2-normalised embeddings.
+        assert np.abs(scores).max() <= 1.0 + 1e-5
+
+    def test_call_matches_score_diagonal(self, trained_two_tower, batch):
+        model, _ = trained_two_tower
+        pairs = np.asarray(model(batch))[:, 0]
+        np.testing.assert_allclose(
+            pairs, np.diag(np.asarray(model.score(batch, batch))), atol=1e-6
+        )
+
+    def test_save_load_outputs_equal(self, trained_two_tower, batch, tmp_path):
+        model, _ = trained_two_tower
+        path = tmp_path / "two_tower.keras"
+        model.save(path)
+        restored = keras.models.load_model(path, safe_mode=True)
+        np.testing.assert_allclose(
+            np.asarray(restored.score(batch, batch)),
+            np.asarray(model.score(batch, batch)),
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            restored.item_log_probability.numpy(),
+            model.item_log_probability.numpy(),
+        )
+
+    def test_temperature_must_be_positive(self, retrieval_data):
+        with pytest.raises(ValueError, match="Received: temperature=0"):
+            models.two_tower(retrieval_data.spec, temperature=0)
+
+    def test_item_counts_length_checked(self, retrieval_data):
+        with pytest.raises(ValueError, match="Received shape \\(3,\\)"):
+            models.two_tower(retrieval_data.spec, item_counts=[1, 2, 3])
+
+    def test_missing_tower_feature_raises(self):
+        spec = datasets.FeatureSpec(
+            (datasets.Feature("user_id", 5), datasets.Feature("item_id", 5)),
+            "retrieval",
+            "label",
+            "implicit",
+        )
+        with pytest.raises(ValueError, match="Missing: \\['age_bucket'"):
+            models.two_tower(spec)

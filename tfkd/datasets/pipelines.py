@@ -1,0 +1,84 @@
+"""tf.data pipelines from encoded frames, shared by every loader."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def features_from_frame(frame, spec, names=None):
+    """Returns the model inputs of `frame` as int32 numpy arrays.
+
+    Args:
+        frame: pandas DataFrame with one column per feature of `spec`; a
+            list feature's cells hold sequences of length `feature.length`.
+        spec: `FeatureSpec`.
+        names: iterable of str or None. Only these features (e.g. one
+            tower's inputs); `None` means all. Defaults to `None`.
+
+    Returns:
+        dict mapping feature name to an int32 array of shape `(n,)` for a
+        scalar feature or `(n, length)` for a list feature.
+
+    Example:
+
+    ```python
+    x = features_from_frame(data.frames["test"], data.spec)
+    logits = model.predict(x)
+    ```
+    """
+    features = {}
+    for feature in spec.features:
+        if names is not None and feature.name not in names:
+            continue
+        column = frame[feature.name].to_numpy()
+        if feature.is_list:
+            values = np.zeros((len(frame), feature.length), np.int32)
+            if len(frame):
+                values = np.stack(column).astype(np.int32)
+        else:
+            values = column.astype(np.int32)
+        features[feature.name] = values
+    return features
+
+
+def frame_to_dataset(frame, spec, batch_size=256, shuffle=False, seed=None):
+    """Builds a batched, prefetched `(features, label)` dataset.
+
+    Args:
+        frame: pandas DataFrame of encoded features and `spec.label`.
+        spec: `FeatureSpec`.
+        batch_size: int. Examples per batch. Defaults to `256`.
+        shuffle: bool. Reshuffle the whole frame every epoch. Defaults to
+            `False`.
+        seed: int or None. Shuffle seed. Defaults to `None`.
+
+    Returns:
+        `tf.data.Dataset` of `(dict of int32 tensors, float32 label)`.
+
+    Raises:
+        ValueError: if `batch_size < 1`.
+
+    Example:
+
+    ```python
+    ds = frame_to_dataset(frames["train"], spec, shuffle=True, seed=0)
+    model.fit(ds)
+    ```
+    """
+    if isinstance(batch_size, bool) or not isinstance(
+        batch_size, (int, np.integer)
+    ):
+        raise TypeError(
+            f"`batch_size` must be an int. Received: {type(batch_size)}"
+        )
+    if batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be >= 1. Received: batch_size={batch_size}"
+        )
+    features = features_from_frame(frame, spec)
+    labels = frame[spec.label].to_numpy(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle:
+        dataset = dataset.shuffle(
+            max(len(frame), 1), seed=seed, reshuffle_each_iteration=True
+        )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
