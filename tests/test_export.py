@@ -1,0 +1,547 @@
+"""Tests for `tfkd.export`: conversion, parity, refusal, atomic write."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import doctest  # noqa: E402
+import hashlib  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfkd import export  # noqa: E402
+from tfkd.export import metric_utils  # noqa: E402
+
+tflite_export = importlib.import_module("tfkd.export.tflite_export")
+
+# The user table dominates the float32 file (5000 x 16 x 4 B = 320 KB), so
+# the int8 / float32 size ratio reflects what quantization does to
+# embeddings rather than the ~14-18 KB of graph, names and signature that
+# every file carries. Measured with a 2000 x 16 table instead: float32
+# 164,688 B, int8 51,680 B, a ratio of 0.314 (weights alone: ~0.26).
+VOCABULARY_SIZES = {
+    "user_id": 5000,
+    "item_id": 200,
+    "age_bucket": 8,
+    "gender": 3,
+    "occupation": 22,
+    "release_year_bucket": 10,
+}
+GENRE_VOCABULARY_SIZE = 20
+GENRES_LENGTH = 6
+EMBEDDING_DIM = 16
+MODES = [None, "dynamic", "float16", "int8"]
+MODE_IDS = ["float32", "dynamic", "float16", "int8"]
+# Largest |LiteRT - Keras| accepted per mode on logits of scale ~1; about
+# 5x what was measured (1.5e-8, 1.8e-3, 5.1e-5, 3.7e-2).
+PARITY_TOLERANCE = {None: 1e-5, "dynamic": 0.01, "float16": 1e-3, "int8": 0.2}
+
+
+class _FeatureSpec:
+    """Stands in for tfkd's feature spec: anything with `to_dict()`."""
+
+    def to_dict(self):
+        return {
+            "vocabulary_sizes": dict(
+                VOCABULARY_SIZES, genres=GENRE_VOCABULARY_SIZE
+            ),
+            "lengths": {"genres": GENRES_LENGTH},
+        }
+
+
+def _id_input(name, vocabulary_size, shape, map_out_of_range):
+    ids = keras.Input(shape=shape, dtype="int32", name=name)
+    safe = ids
+    if map_out_of_range:
+        outside = keras.ops.logical_or(ids < 0, ids >= vocabulary_size)
+        safe = keras.ops.where(outside, 0, ids)
+    embedding = keras.layers.Embedding(
+        vocabulary_size,
+        EMBEDDING_DIM,
+        embeddings_initializer=keras.initializers.RandomNormal(seed=1),
+        name=f"{name}_embedding",
+    )(safe)
+    return ids, embedding
+
+
+def build_tiny_recommender(map_out_of_range=True):
+    """A tfkd-shaped CTR model: named int32 inputs, one logit out."""
+    inputs, embeddings = {}, []
+    for name, size in VOCABULARY_SIZES.items():
+        inputs[name], embedding = _id_input(name, size, (), map_out_of_range)
+        embeddings.append(embedding)
+    inputs["genres"], genres = _id_input(
+        "genres", GENRE_VOCABULARY_SIZE, (GENRES_LENGTH,), map_out_of_range
+    )
+    embeddings.append(keras.ops.mean(genres, axis=1))
+    hidden = keras.layers.Concatenate()(embeddings)
+    hidden = keras.layers.Dense(
+        16,
+        activation="relu",
+        kernel_initializer=keras.initializers.GlorotNormal(seed=2),
+    )(hidden)
+    logit = keras.layers.Dense(
+        1, kernel_initializer=keras.initializers.GlorotNormal(seed=3)
+    )(hidden)
+    return keras.Model(inputs, logit)
+
+
+def make_features(rng, n):
+    features = {
+        name: rng.integers(1, size, size=n).astype("int32")
+        for name, size in VOCABULARY_SIZES.items()
+    }
+    features["genres"] = rng.integers(
+        0, GENRE_VOCABULARY_SIZE, size=(n, GENRES_LENGTH)
+    ).astype("int32")
+    return features
+
+
+def _batch(features, index):
+    return {name: array[index] for name, array in features.items()}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_tiny_recommender()
+
+
+@pytest.fixture(scope="module")
+def data(model):
+    rng = np.random.default_rng(0)
+    features = make_features(rng, 200)
+    logits = np.asarray(model(features)).reshape(-1)
+    # Labels are the model's own ranking split at the median, so the Keras
+    # AUC is exactly 1.0 and any drop is due to the conversion.
+    clicks = (logits > np.median(logits)).astype("float32")
+    # 150 = 9 batches of 16 + one of 6: calibration must cope with the
+    # short final batch that tf.data leaves by default.
+    train = make_features(rng, 150)
+    return {
+        "features": features,
+        "logits": logits,
+        "validation": tf.data.Dataset.from_tensor_slices(
+            (features, clicks)
+        ).batch(50),
+        # Labels equal to the Keras output: the Keras RMSE is exactly 0.
+        "ratings": tf.data.Dataset.from_tensor_slices(
+            (features, logits)
+        ).batch(50),
+        "representative": tf.data.Dataset.from_tensor_slices(
+            (train, np.zeros(150, "float32"))
+        ).batch(16),
+    }
+
+
+def _export(model, data, path, quantization, **kwargs):
+    if quantization == "int8":
+        kwargs.setdefault("representative_data", data["representative"])
+        kwargs.setdefault("num_calibration_batches", 10)
+    kwargs.setdefault("latency_runs", 20)
+    return export.to_tflite(model, str(path), quantization=quantization,
+                            **kwargs)
+
+
+@pytest.fixture(scope="module")
+def exported(model, data, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("exported")
+    reports = {}
+    for mode, name in zip(MODES, MODE_IDS):
+        reports[mode] = _export(
+            model,
+            data,
+            directory / f"student_{name}.tflite",
+            mode,
+            validation_data=data["validation"],
+            feature_spec=_FeatureSpec(),
+            allow_metric_drop=True,
+        )
+    return reports
+
+
+def _temp_files(directory):
+    return [name for name in os.listdir(directory) if name.endswith(".tmp")]
+
+
+class TestToTflite:
+    @pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+    def test_converts_and_matches_keras(self, exported, data, mode):
+        report = exported[mode]
+        runner = export.LiteRTRunner(report.path)
+        scores = runner(data["features"])["output_0"].reshape(-1)
+        assert report.bytes == os.path.getsize(report.path)
+        assert report.quantization == (mode or "none")
+        assert report.max_abs_diff <= PARITY_TOLERANCE[mode]
+        np.testing.assert_allclose(
+            scores, data["logits"], atol=PARITY_TOLERANCE[mode]
+        )
+        assert report.latency_us_p50 > 0
+
+    def test_int8_file_is_at_most_30_percent_of_float32(self, exported):
+        ratio = exported["int8"].bytes / exported[None].bytes
+        assert ratio <= 0.30, {m: r.bytes for m, r in exported.items()}
+
+    @pytest.mark.parametrize(
+        "mode,table_dtype",
+        [(None, np.float32), ("dynamic", np.int8), ("float16", np.float16),
+         ("int8", np.int8)],
+        ids=MODE_IDS,
+    )
+    def test_stores_user_table_in_mode_dtype(self, exported, mode,
+                                             table_dtype):
+        interpreter = export.LiteRTRunner(exported[mode].path).interpreter
+        stored = {
+            d["dtype"]
+            for d in interpreter.get_tensor_details()
+            if "user_id_embedding" in d["name"]
+            and tuple(d["shape"]) == (VOCABULARY_SIZES["user_id"], 16)
+        }
+        # dynamic and float16 also list the float32 tensor the table is
+        # dequantized into at run time; the stored constant is the other.
+        assert table_dtype in stored
+
+    @pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+    def test_keeps_input_names_and_int32_dtypes(self, exported, mode):
+        runner = export.LiteRTRunner(exported[mode].path)
+        assert runner.input_names == sorted(
+            list(VOCABULARY_SIZES) + ["genres"]
+        )
+        for details in runner.input_details.values():
+            assert details["dtype"] == np.int32
+            assert details["shape_signature"][0] == -1
+        assert runner.output_details["output_0"]["dtype"] == np.float32
+
+    @pytest.mark.parametrize("batch_size", [1, 100], ids=["b1", "b100"])
+    @pytest.mark.parametrize("mode", [None, "int8"], ids=["float32", "int8"])
+    def test_runs_any_batch_size(self, exported, data, mode, batch_size):
+        runner = export.LiteRTRunner(exported[mode].path)
+        features = _batch(data["features"], slice(0, batch_size))
+        scores = runner(features)["output_0"]
+        assert scores.shape == (batch_size, 1)
+        np.testing.assert_allclose(
+            scores.reshape(-1),
+            data["logits"][:batch_size],
+            atol=PARITY_TOLERANCE[mode],
+        )
+
+    @pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+    def test_out_of_range_ids_score_like_id_zero(self, exported, mode):
+        runner = export.LiteRTRunner(exported[mode].path)
+        bad_ids = np.array([-7, -1, 5000, 9999, 2**31 - 1], "int32")
+        zeros = {
+            name: np.zeros(bad_ids.shape, "int32") for name in VOCABULARY_SIZES
+        }
+        zeros["genres"] = np.zeros((bad_ids.size, GENRES_LENGTH), "int32")
+        bad = {name: bad_ids for name in VOCABULARY_SIZES}
+        bad["genres"] = np.repeat(bad_ids[:, None], GENRES_LENGTH, axis=1)
+        np.testing.assert_array_equal(
+            runner(bad)["output_0"], runner(zeros)["output_0"]
+        )
+
+    def test_reports_auc_before_and_after(self, exported):
+        report = exported[None]
+        assert report.metric == "auc"
+        # Labels are the Keras ranking split at its median: AUC = 1.
+        assert report.metric_before == 1.0
+        assert report.metric_after == pytest.approx(1.0, abs=1e-3)
+
+    def test_refuses_metric_drop_and_keeps_previous_file(
+        self, model, data, tmp_path
+    ):
+        path = tmp_path / "student.tflite"
+        path.write_bytes(b"previous model")
+        sidecar = tmp_path / "student.json"
+        sidecar.write_text("previous sidecar")
+        with pytest.raises(export.MetricDropError, match="allow_metric_drop"):
+            # Keras RMSE is 0 on its own outputs; int8 error makes it > 0.
+            _export(
+                model,
+                data,
+                path,
+                "int8",
+                validation_data=data["ratings"],
+                output_kind="rating",
+                max_metric_drop=1e-4,
+            )
+        assert path.read_bytes() == b"previous model"
+        assert sidecar.read_text() == "previous sidecar"
+        assert _temp_files(tmp_path) == []
+
+    def test_allow_metric_drop_writes_file(self, model, data, tmp_path):
+        path = tmp_path / "student.tflite"
+        report = _export(
+            model,
+            data,
+            path,
+            "int8",
+            validation_data=data["ratings"],
+            output_kind="rating",
+            max_metric_drop=1e-4,
+            allow_metric_drop=True,
+        )
+        assert report.metric == "rmse"
+        assert report.metric_before == pytest.approx(0.0, abs=1e-6)
+        assert report.metric_after > 1e-4
+        assert path.exists()
+
+    def test_failed_verification_keeps_previous_file(
+        self, model, data, tmp_path, monkeypatch
+    ):
+        path = tmp_path / "student.tflite"
+        path.write_bytes(b"previous model")
+
+        def crash(*args, **kwargs):
+            raise RuntimeError("verification crashed")
+
+        monkeypatch.setattr(tflite_export, "_verify", crash)
+        with pytest.raises(RuntimeError, match="verification crashed"):
+            _export(model, data, path, None)
+        assert path.read_bytes() == b"previous model"
+        assert not (tmp_path / "student.json").exists()
+        assert _temp_files(tmp_path) == []
+
+    def test_without_validation_data_checks_id_zero_batch(
+        self, model, data, tmp_path
+    ):
+        report = _export(model, data, tmp_path / "s.tflite", None)
+        assert report.metric is None
+        assert report.metric_before is None
+        assert report.max_abs_diff <= PARITY_TOLERANCE[None]
+
+    def test_rejects_model_without_out_of_range_mapping(
+        self, data, tmp_path
+    ):
+        unmapped = build_tiny_recommender(map_out_of_range=False)
+        with pytest.raises(ValueError, match="out-of-range ids"):
+            _export(unmapped, data, tmp_path / "s.tflite", None)
+        assert os.listdir(tmp_path) == []
+
+
+def _valid_kwargs(model, tmp_path):
+    return {"model": model, "path": str(tmp_path / "student.tflite")}
+
+
+VALIDATION_CASES = [
+    ({"quantization": "int4"}, ValueError, "one of"),
+    ({"quantization": "int8"}, ValueError, "pass `representative_data`"),
+    ({"output_kind": "softmax"}, ValueError, "`output_kind` to be one of"),
+    ({"metric": "ndcg"}, ValueError, "`metric` to be one of"),
+    ({"metric": "auc"}, ValueError, "measured on `validation_data`"),
+    ({"max_metric_drop": -0.1}, ValueError, "`max_metric_drop` >= 0"),
+    ({"max_metric_drop": "0.1"}, TypeError, "`max_metric_drop` to be"),
+    ({"allow_metric_drop": 1}, TypeError, "`allow_metric_drop` to be"),
+    ({"num_calibration_batches": 0}, ValueError, "`num_calibration_b"),
+    ({"latency_runs": 2.5}, TypeError, "`latency_runs` to be a int"),
+    ({"feature_spec": ["user_id"]}, TypeError, "`feature_spec` to be"),
+    ({"validation_data": [1, 2]}, TypeError, "tf.data.Dataset"),
+    ({"model": "student.keras"}, TypeError, "`model` to be a keras.Model"),
+    ({"path": 42}, TypeError, "`path` to be a str"),
+    ({"path": "student.json"}, ValueError, "end with '.tflite'"),
+    ({"path": "missing/s.tflite"}, FileNotFoundError, "does not exist"),
+]
+VALIDATION_IDS = [
+    "unknown_quantization",
+    "int8_without_representative_data",
+    "unknown_output_kind",
+    "unknown_metric",
+    "metric_without_validation_data",
+    "negative_max_metric_drop",
+    "string_max_metric_drop",
+    "int_allow_metric_drop",
+    "zero_calibration_batches",
+    "float_latency_runs",
+    "list_feature_spec",
+    "list_validation_data",
+    "model_not_keras",
+    "path_not_str",
+    "path_wrong_suffix",
+    "path_directory_missing",
+]
+
+
+class TestToTfliteValidation:
+    @pytest.mark.parametrize(
+        "override,error,fragment", VALIDATION_CASES, ids=VALIDATION_IDS
+    )
+    def test_rejects_bad_argument_and_keeps_file(
+        self, model, tmp_path, override, error, fragment
+    ):
+        existing = tmp_path / "student.tflite"
+        existing.write_bytes(b"previous model")
+        kwargs = _valid_kwargs(model, tmp_path)
+        if override.get("path") == "missing/s.tflite":
+            override = {"path": str(tmp_path / "missing" / "s.tflite")}
+        kwargs.update(override)
+        with pytest.raises(error, match=fragment):
+            export.to_tflite(**kwargs)
+        assert existing.read_bytes() == b"previous model"
+        assert sorted(os.listdir(tmp_path)) == ["student.tflite"]
+
+    def test_rejects_metric_that_does_not_fit_output(self, model, data,
+                                                     tmp_path):
+        with pytest.raises(ValueError, match="Expected `metric='rmse'`"):
+            export.to_tflite(
+                model,
+                str(tmp_path / "s.tflite"),
+                validation_data=data["ratings"],
+                output_kind="rating",
+                metric="auc",
+            )
+
+    def test_rejects_empty_representative_data(self, model, data,
+                                               tmp_path):
+        with pytest.raises(ValueError, match="at least one batch"):
+            export.to_tflite(
+                model,
+                str(tmp_path / "s.tflite"),
+                quantization="int8",
+                representative_data=data["representative"].take(0),
+            )
+
+    def test_rejects_validation_data_without_labels(self, model, data,
+                                                    tmp_path):
+        features_only = data["validation"].map(lambda x, y: x)
+        with pytest.raises(ValueError, match="\\(features, labels\\)"):
+            export.to_tflite(
+                model,
+                str(tmp_path / "s.tflite"),
+                validation_data=features_only,
+            )
+
+    def test_warns_on_unused_representative_data(self, model, data,
+                                                 tmp_path):
+        with pytest.warns(UserWarning, match="only used with"):
+            with pytest.raises(ValueError, match="`latency_runs` >= 1"):
+                export.to_tflite(
+                    model,
+                    str(tmp_path / "s.tflite"),
+                    representative_data=data["representative"],
+                    latency_runs=0,
+                )
+
+
+class TestSidecar:
+    def test_sha256_and_bytes_match_file(self, exported):
+        report = exported["int8"]
+        with open(report.sidecar_path) as f:
+            sidecar = json.load(f)
+        with open(report.path, "rb") as f:
+            content = f.read()
+        assert sidecar["sha256"] == hashlib.sha256(content).hexdigest()
+        assert sidecar["bytes"] == len(content) == report.bytes
+
+    def test_describes_inputs_and_output(self, exported):
+        with open(exported[None].sidecar_path) as f:
+            sidecar = json.load(f)
+        inputs = {entry["name"]: entry for entry in sidecar["inputs"]}
+        assert sorted(inputs) == sorted(list(VOCABULARY_SIZES) + ["genres"])
+        assert inputs["user_id"] == {
+            "name": "user_id", "dtype": "int32", "shape": [-1]
+        }
+        assert inputs["genres"]["shape"] == [-1, GENRES_LENGTH]
+        (output,) = sidecar["outputs"]
+        assert output["name"] == "output_0"
+        assert output["dtype"] == "float32"
+        assert output["kind"] == "logit"
+        assert "sigmoid" in output["meaning"]
+        assert sidecar["signature_key"] == "serving_default"
+
+    def test_records_spec_quantization_and_metrics(self, exported):
+        report = exported["dynamic"]
+        with open(report.sidecar_path) as f:
+            sidecar = json.load(f)
+        assert sidecar["feature_spec"] == _FeatureSpec().to_dict()
+        assert sidecar["quantization"] == "dynamic"
+        assert sidecar["metrics"]["metric"] == "auc"
+        assert sidecar["metrics"]["metric_after"] == report.metric_after
+        assert sidecar["format_version"] == 1
+        assert sidecar["tfkd_version"]
+        assert sidecar["created"]
+
+    def test_path_replaces_tflite_suffix(self):
+        assert export.sidecar_path("out/student.tflite") == "out/student.json"
+
+
+class TestExportReport:
+    def test_to_dict_is_json_serializable(self, exported):
+        as_dict = exported["float16"].to_dict()
+        assert json.loads(json.dumps(as_dict)) == as_dict
+        assert as_dict["quantization"] == "float16"
+
+
+class TestMetricDropError:
+    def test_message_gives_numbers_and_fixes(self):
+        error = export.MetricDropError("auc", 0.8, 0.7, 0.1, 0.005, "int8")
+        assert isinstance(error, ValueError)
+        message = str(error)
+        for fragment in ("before=0.800000", "after=0.700000", "by 0.100000",
+                         "allow_metric_drop=True", "quantization='dynamic'"):
+            assert fragment in message
+
+
+class TestLiteRTRunner:
+    def test_adds_batch_axis_to_single_request(self, exported, data):
+        runner = export.LiteRTRunner(exported[None].path)
+        request = {k: v[0] for k, v in data["features"].items()}
+        scores = runner(request)["output_0"]
+        assert scores.shape == (1, 1)
+        assert scores[0, 0] == pytest.approx(data["logits"][0], abs=1e-5)
+
+    def test_clips_int64_ids_beyond_int32(self, exported, data):
+        runner = export.LiteRTRunner(exported[None].path)
+        request = {k: v[:1] for k, v in data["features"].items()}
+        zero = runner(dict(request, user_id=np.array([0])))["output_0"]
+        # 2**32 would wrap to the valid id 0 by luck; 2**32 + 5 to id 5.
+        huge = runner(dict(request, user_id=np.array([2**32 + 5])))
+        np.testing.assert_array_equal(huge["output_0"], zero)
+
+    def test_rejects_missing_input(self, exported, data):
+        runner = export.LiteRTRunner(exported[None].path)
+        request = {k: v[:1] for k, v in data["features"].items()}
+        del request["gender"]
+        with pytest.raises(ValueError, match="missing=\\['gender'\\]"):
+            runner(request)
+
+    def test_rejects_float_ids(self, exported, data):
+        runner = export.LiteRTRunner(exported[None].path)
+        request = {k: v[:1] for k, v in data["features"].items()}
+        request["user_id"] = np.array([3.7])
+        with pytest.raises(ValueError, match="integer ids"):
+            runner(request)
+
+
+class TestMetricUtils:
+    @pytest.mark.parametrize(
+        "labels,scores,expected",
+        [
+            # Every positive above every negative.
+            ([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], 1.0),
+            # Pairs (pos, neg): (0.3>0.1) (0.3<0.4) (0.2>0.1) (0.2<0.4) = 2/4.
+            ([0, 1, 1, 0], [0.1, 0.3, 0.2, 0.4], 0.5),
+            # All scores tied: each pair counts one half.
+            ([0, 1, 0, 1], [1.0, 1.0, 1.0, 1.0], 0.5),
+        ],
+        ids=["perfect", "half", "ties"],
+    )
+    def test_auc_by_rank_statistic(self, labels, scores, expected):
+        assert metric_utils.auc(labels, scores) == pytest.approx(expected)
+
+    def test_docstring_examples_hold(self):
+        results = doctest.testmod(metric_utils)
+        assert results.attempted == 2
+        assert results.failed == 0
+
+    def test_auc_rejects_non_binary_labels(self):
+        with pytest.raises(ValueError, match="binary 0/1 labels"):
+            metric_utils.auc([0, 3], [0.1, 0.2])
+
+    def test_rmse(self):
+        # sqrt(((1 - 2)^2 + 0^2) / 2) = sqrt(0.5)
+        assert metric_utils.rmse([1.0, 3.0], [2.0, 3.0]) == pytest.approx(
+            0.5**0.5
+        )

@@ -1,0 +1,44 @@
+"""What `tfkd.export.to_tflite` measured and wrote."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportReport:
+    """The result of one `tfkd.export.to_tflite` call.
+
+    Args:
+        path: str. The `.tflite` file written.
+        bytes: int. Its size.
+        quantization: str. `"none"`, `"dynamic"`, `"float16"` or `"int8"`.
+        max_abs_diff: float. Largest |LiteRT output - Keras output| over
+            the validation data (or the id-0 smoke batch without it).
+        metric: str or None. `"auc"`, `"rmse"`, or `None` when no metric
+            was measured.
+        metric_before: float or None. The Keras model's metric.
+        metric_after: float or None. The LiteRT model's metric.
+        latency_us_p50: float. Median single-request (batch 1) LiteRT
+            invoke time in microseconds, one thread, on this machine.
+        sidecar_path: str. The JSON sidecar written beside the model.
+
+    Example:
+
+    ```python
+    report = tfkd.export.to_tflite(student, "export/student.tflite")
+    print(report.to_dict())
+    ```
+    """
+
+    path: str
+    bytes: int
+    quantization: str
+    max_abs_diff: float
+    metric: str | None
+    metric_before: float | None
+    metric_after: float | None
+    latency_us_p50: float
+    sidecar_path: str
+
+    def to_dict(self):
+        """Returns the report as a JSON-serializable dict."""
+        return dataclasses.asdict(self)

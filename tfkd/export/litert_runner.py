@@ -1,0 +1,136 @@
+"""Runs the `serving_default` signature of a `.tflite` file with LiteRT.
+
+This module imports only NumPy and `ai_edge_litert`, never TensorFlow, so
+that `export/run_tflite.py` (the device-side runner) can mirror it line for
+line and the two cannot drift apart in how they feed a model.
+"""
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+SIGNATURE_KEY = "serving_default"
+
+
+class LiteRTRunner:
+    """Calls the `serving_default` signature of a LiteRT model.
+
+    Each call accepts any batch size: the LiteRT signature runner resizes
+    its input tensors to the arrays it is given. Inputs are cast to the
+    dtypes the signature declares (int32 ids), and a single request whose
+    features lack the batch axis (a scalar id, a `(6,)` genres list) gets
+    one.
+
+    Args:
+        model_path: str. Path to a `.tflite` file.
+        num_threads: int. Interpreter threads. Defaults to `1`, which is
+            what a single on-device request usually gets.
+
+    Raises:
+        ValueError: If the model has no `serving_default` signature.
+
+    Example:
+
+    ```python
+    runner = LiteRTRunner("student.tflite")
+    logits = runner({"user_id": [3], "item_id": [7], ...})["output_0"]
+    ```
+    """
+
+    def __init__(self, model_path, num_threads=1):
+        self.model_path = str(model_path)
+        self.interpreter = Interpreter(
+            model_path=self.model_path, num_threads=num_threads
+        )
+        signatures = self.interpreter.get_signature_list()
+        if SIGNATURE_KEY not in signatures:
+            raise ValueError(
+                f"Expected a `{SIGNATURE_KEY}` signature in "
+                f"{self.model_path}. Received: signatures="
+                f"{sorted(signatures)}"
+            )
+        self._runner = self.interpreter.get_signature_runner(SIGNATURE_KEY)
+        self.input_details = self._runner.get_input_details()
+        self.output_details = self._runner.get_output_details()
+
+    @property
+    def input_names(self):
+        return sorted(self.input_details)
+
+    @property
+    def output_names(self):
+        return sorted(self.output_details)
+
+    def prepare(self, features):
+        """Checks names and casts `features` to the signature's dtypes.
+
+        Args:
+            features: dict. Feature name to array-like.
+
+        Returns:
+            A dict of NumPy arrays with a batch axis, in signature dtypes.
+
+        Raises:
+            TypeError: If `features` is not a dict.
+            ValueError: If names are missing or unknown, ranks are wrong,
+                or batch sizes differ.
+        """
+        if not isinstance(features, dict):
+            raise TypeError(
+                "Expected `features` to be a dict of feature name to array. "
+                f"Received: features={type(features).__name__}"
+            )
+        missing = sorted(set(self.input_details) - set(features))
+        unknown = sorted(set(features) - set(self.input_details))
+        if missing or unknown:
+            raise ValueError(
+                f"Expected exactly the inputs {self.input_names}. Received: "
+                f"missing={missing}, unknown={unknown}"
+            )
+        prepared = {
+            name: _with_batch_axis(name, features[name], details)
+            for name, details in self.input_details.items()
+        }
+        sizes = {name: array.shape[0] for name, array in prepared.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(
+                f"Expected one batch size for all inputs. Received: {sizes}"
+            )
+        return prepared
+
+    def __call__(self, features):
+        """Runs the signature on one batch.
+
+        Args:
+            features: dict. Feature name to array-like, any batch size.
+
+        Returns:
+            A dict of output name to float NumPy array.
+        """
+        return self._runner(**self.prepare(features))
+
+
+def _with_batch_axis(name, value, details):
+    dtype = details["dtype"]
+    array = np.asarray(value)
+    if np.issubdtype(dtype, np.integer):
+        if not np.issubdtype(array.dtype, np.integer):
+            # A float id (3.7) would be truncated silently by astype.
+            raise ValueError(
+                f"Expected integer ids for input '{name}'. "
+                f"Received: dtype={array.dtype}"
+            )
+        # Wrapping 2**40 to int32 could land on a valid id; clipping keeps
+        # it out of range, which the model maps to 0 (unknown).
+        limits = np.iinfo(dtype)
+        array = np.clip(array, limits.min, limits.max)
+    array = array.astype(dtype, copy=False)
+    rank = len(details["shape_signature"])
+    if array.ndim == rank - 1:
+        array = array[np.newaxis, ...]
+    if array.ndim != rank:
+        raise ValueError(
+            f"Expected input '{name}' with rank {rank} (batch first, shape "
+            f"{details['shape_signature'].tolist()}). "
+            f"Received: shape={array.shape}"
+        )
+    return array

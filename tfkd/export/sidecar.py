@@ -1,0 +1,112 @@
+"""The JSON sidecar that tells an app what goes in and what comes out."""
+
+import datetime
+import hashlib
+import importlib.metadata
+import os
+import sys
+
+SIDECAR_FORMAT_VERSION = 1
+SIDECAR_SUFFIX = ".json"
+
+OUTPUT_MEANINGS = {
+    "logit": (
+        "logit: apply sigmoid, probability = 1 / (1 + exp(-logit)), to get "
+        "the probability of a positive interaction"
+    ),
+    "probability": "probability of a positive interaction, in [0, 1]",
+    "rating": "predicted rating, on the scale of the training labels",
+}
+
+
+def sidecar_path(model_path):
+    """Returns the sidecar path for a model: `a/b.tflite` -> `a/b.json`.
+
+    Args:
+        model_path: str or os.PathLike. Path of the `.tflite` file.
+
+    Returns:
+        The sidecar path as a str.
+    """
+    return os.path.splitext(os.fspath(model_path))[0] + SIDECAR_SUFFIX
+
+
+def sha256_of_file(path):
+    """Returns the hex SHA-256 digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tfkd_version():
+    """Returns `tfkd.__version__`, the installed version, or `0+unknown`."""
+    module = sys.modules.get("tfkd")
+    version = getattr(module, "__version__", None)
+    if version:
+        return str(version)
+    try:
+        return importlib.metadata.version("tfkd")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_sidecar(
+    runner,
+    signature_key,
+    output_kind,
+    feature_spec,
+    quantization,
+    metrics,
+    model_bytes,
+    sha256,
+):
+    """Builds the sidecar dict from the converted model's signature.
+
+    Inputs and outputs are read from the LiteRT signature itself (not from
+    the Keras model), so the sidecar describes exactly the file an app
+    loads.
+
+    Args:
+        runner: `LiteRTRunner` on the converted file.
+        signature_key: str. The signature the app must call.
+        output_kind: str. `"logit"`, `"probability"` or `"rating"`.
+        feature_spec: dict or None. The feature spec as a plain dict.
+        quantization: str. The quantization mode.
+        metrics: dict. What was measured at export.
+        model_bytes: int. Size of the `.tflite` file.
+        sha256: str. Hex digest of the `.tflite` file.
+
+    Returns:
+        A JSON-serializable dict.
+    """
+    return {
+        "format_version": SIDECAR_FORMAT_VERSION,
+        "tfkd_version": tfkd_version(),
+        "signature_key": signature_key,
+        "inputs": _tensor_entries(runner.input_details),
+        "outputs": [
+            dict(entry, kind=output_kind, meaning=OUTPUT_MEANINGS[output_kind])
+            for entry in _tensor_entries(runner.output_details)
+        ],
+        "feature_spec": feature_spec,
+        "quantization": quantization,
+        "metrics": metrics,
+        "bytes": model_bytes,
+        "sha256": sha256,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+
+
+def _tensor_entries(details):
+    # -1 marks a dynamic dimension (the batch), as in LiteRT's own
+    # `shape_signature`.
+    return [
+        {
+            "name": name,
+            "dtype": details[name]["dtype"].__name__,
+            "shape": [int(d) for d in details[name]["shape_signature"]],
+        }
+        for name in sorted(details)
+    ]
