@@ -6,7 +6,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tfkd import callbacks  # noqa: E402
+from tfkd import datasets  # noqa: E402
+from tfkd import evaluation  # noqa: E402
+from tfkd import export  # noqa: E402
 from tfkd import losses  # noqa: E402
+from tfkd import models  # noqa: E402
 from tfkd.distiller import Distiller  # noqa: E402
 
 __version__ = "0.1.0"
@@ -14,6 +18,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Distiller",
     "callbacks",
+    "datasets",
+    "evaluation",
+    "export",
     "losses",
+    "models",
     "__version__",
 ]
