@@ -4,7 +4,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import doctest  # noqa: E402
 import hashlib  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
@@ -15,7 +14,6 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfkd import export  # noqa: E402
-from tfkd.export import metric_utils  # noqa: E402
 
 tflite_export = importlib.import_module("tfkd.export.tflite_export")
 
@@ -513,35 +511,3 @@ class TestLiteRTRunner:
         request["user_id"] = np.array([3.7])
         with pytest.raises(ValueError, match="integer ids"):
             runner(request)
-
-
-class TestMetricUtils:
-    @pytest.mark.parametrize(
-        "labels,scores,expected",
-        [
-            # Every positive above every negative.
-            ([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], 1.0),
-            # Pairs (pos, neg): (0.3>0.1) (0.3<0.4) (0.2>0.1) (0.2<0.4) = 2/4.
-            ([0, 1, 1, 0], [0.1, 0.3, 0.2, 0.4], 0.5),
-            # All scores tied: each pair counts one half.
-            ([0, 1, 0, 1], [1.0, 1.0, 1.0, 1.0], 0.5),
-        ],
-        ids=["perfect", "half", "ties"],
-    )
-    def test_auc_by_rank_statistic(self, labels, scores, expected):
-        assert metric_utils.auc(labels, scores) == pytest.approx(expected)
-
-    def test_docstring_examples_hold(self):
-        results = doctest.testmod(metric_utils)
-        assert results.attempted == 2
-        assert results.failed == 0
-
-    def test_auc_rejects_non_binary_labels(self):
-        with pytest.raises(ValueError, match="binary 0/1 labels"):
-            metric_utils.auc([0, 3], [0.1, 0.2])
-
-    def test_rmse(self):
-        # sqrt(((1 - 2)^2 + 0^2) / 2) = sqrt(0.5)
-        assert metric_utils.rmse([1.0, 3.0], [2.0, 3.0]) == pytest.approx(
-            0.5**0.5
-        )

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd.export import metric_utils
+from tfkd import evaluation
 from tfkd.export.converter_utils import QUANTIZATION_MODES
 from tfkd.export.converter_utils import SIGNATURE_KEY
 from tfkd.export.converter_utils import convert_keras_model
@@ -237,7 +237,7 @@ def _verify(runner, model, batches, metric, latency_runs):
         "metric_after": None,
     }
     if metric is not None:
-        metric_fn = getattr(metric_utils, metric)
+        metric_fn = getattr(evaluation, metric)
         result["metric_before"] = metric_fn(labels, keras_out)
         result["metric_after"] = metric_fn(labels, lite_out)
     first = {name: batches[0][0][name][:1] for name in runner.input_names}
