@@ -24,7 +24,9 @@ GLOBAL_BATCH = 16
 def mlp(hidden, seed):
     inputs = keras.Input((6,))
     z = keras.layers.Dense(
-        hidden, "relu", kernel_initializer=keras.initializers.GlorotUniform(seed)
+        hidden,
+        "relu",
+        kernel_initializer=keras.initializers.GlorotUniform(seed),
     )(inputs)
     outputs = keras.layers.Dense(
         1, kernel_initializer=keras.initializers.GlorotUniform(seed + 1)

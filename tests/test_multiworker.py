@@ -73,6 +73,8 @@ def test_two_workers_match_single_process(tmp_path):
         weights, history, replicas = _load(tmp_path / f"w{index}.npz")
         assert replicas == 2
         for key in ("loss", "student_loss", "distillation_loss"):
-            np.testing.assert_allclose(history[key], ref_history[key], rtol=1e-5)
+            np.testing.assert_allclose(
+                history[key], ref_history[key], rtol=1e-5
+            )
         for a, b in zip(weights, ref_weights):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

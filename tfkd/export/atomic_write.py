@@ -1,7 +1,8 @@
-"""Verify-then-rename writes shared by the retrieval and QAT exporters.
+"""Verify-then-rename writes shared by every LiteRT exporter.
 
-`tfkd.export.to_tflite` has the same logic as private helpers; this module
-is the reusable copy (see the report to the lead about merging the two).
+A model reaches its final path only after the checks accept the temporary
+file, so a refusal or a crash never leaves a half-written or unverified
+file where the previous one was.
 """
 
 import json

@@ -10,6 +10,12 @@ Only the Dense layers are QAT-annotated: TFMOT's whole-model
 `quantize_model` fails on the int32 id inputs (inside its `QuantizeLayer`).
 The converter still quantizes the embedding tables from the calibration
 data.
+
+Known limit (MovieLens-100K student, TF 2.21): the QAT model converts
+exactly with fake-quant ranges alone (hybrid, float embeddings: AUC 0.8488
+= Keras), but the full-int8 file calibrated for the non-QAT part scores
+0.75-0.81 where PTQ int8 of the same student keeps 0.8506. Not yet
+explained; see the lead's report.
 """
 
 import dataclasses
@@ -24,7 +30,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfkd.export import atomic_write
-from tfkd.export import metric_utils
+from tfkd import evaluation
 from tfkd.export.converter_utils import SIGNATURE_KEY
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.sidecar import OUTPUT_MEANINGS
@@ -193,7 +199,8 @@ def soft_target_dataset(teacher_or_logits, train_ds, seed=SHUFFLE_SEED):
                 np.asarray(teacher_or_logits(batch, training=False))
             )
     features = {
-        name: np.concatenate([b[name] for b in features]) for name in features[0]
+        name: np.concatenate([b[name] for b in features])
+        for name in features[0]
     }
     labels = np.concatenate(labels)
     if is_model:
@@ -465,6 +472,11 @@ def _convert_int8(model, features, num_batches, batch_size):
         warnings.filterwarnings(
             "ignore", message=".*tf.lite.Interpreter is deprecated"
         )
+        # The inputs are int32 ids, which are never quantized; the
+        # converter still asks for their ranges.
+        warnings.filterwarnings(
+            "ignore", message="Statistics for quantized inputs"
+        )
         return converter.convert()
 
 
@@ -499,8 +511,8 @@ def _write_and_report(model, path, model_bytes, validation_data, method,
             keras_out, lite_out, labels = _predict(
                 model, runner, validation_data
             )
-            measured["auc_keras"] = metric_utils.auc(labels, keras_out)
-            measured["auc_litert"] = metric_utils.auc(labels, lite_out)
+            measured["auc_keras"] = evaluation.auc(labels, keras_out)
+            measured["auc_litert"] = evaluation.auc(labels, lite_out)
         measured["input_names"] = tuple(runner.input_names)
         return _sidecar(runner, method, measured, sparsity, len(model_bytes),
                         sha256_of_file(temp_path))

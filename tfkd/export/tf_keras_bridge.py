@@ -294,7 +294,7 @@ def to_tf_keras(model):
     twin.predict(features)  # == student.predict(features)
     ```
     """
-    if not isinstance(model, keras.Model) or not model.inputs:
+    if not _is_functional(model):
         raise TypeError(
             "Expected a Functional keras.Model (built with keras.Input). "
             f"Received: model of type {type(model).__name__}"
@@ -323,6 +323,16 @@ def to_tf_keras(model):
     for layer in layers:
         _copy_weights(layer, twins[id(layer)])
     return twin_model
+
+
+def _is_functional(model):
+    if not isinstance(model, keras.Model):
+        return False
+    try:
+        # An unbuilt Sequential raises here; a subclassed model has None.
+        return bool(model.inputs) and hasattr(model, "_run_through_graph")
+    except (AttributeError, ValueError):
+        return False
 
 
 def _copy_weights(layer, twin):

@@ -1,8 +1,6 @@
 """`to_tflite`: convert, verify on LiteRT, and write atomically."""
 
 import json
-import os
-import tempfile
 import time
 import warnings
 
@@ -11,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd import evaluation
+from tfkd.export import atomic_write
 from tfkd.export.converter_utils import QUANTIZATION_MODES
 from tfkd.export.converter_utils import SIGNATURE_KEY
 from tfkd.export.converter_utils import convert_keras_model
@@ -19,11 +18,9 @@ from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.metric_drop_error import MetricDropError
 from tfkd.export.sidecar import build_sidecar
 from tfkd.export.sidecar import sha256_of_file
-from tfkd.export.sidecar import sidecar_path
 
 OUTPUT_KINDS = ("logit", "probability", "rating")
 METRICS = ("auto", "auc", "rmse", None)
-MODEL_SUFFIX = ".tflite"
 # Ids no vocabulary contains: the model must treat them as id 0.
 OUT_OF_RANGE_IDS = (-1, np.iinfo(np.int32).max)
 # Out-of-range and id-0 requests take the same path after the id mapping,
@@ -125,7 +122,7 @@ def to_tflite(
     print(report.bytes, report.metric_before, report.metric_after)
     ```
     """
-    path = _validate_path(path)
+    path = atomic_write.validate_model_path(path)
     _validate_options(
         model,
         quantization,
@@ -159,17 +156,16 @@ def to_tflite(
 
 
 def _write_verified(model, path, model_bytes, batches, **options):
-    side_path = sidecar_path(path)
-    temp_paths = []
-    try:
-        temp_model = _write_temp(path, model_bytes)
-        temp_paths.append(temp_model)
+    measured = {}
+
+    def verify(temp_model):
         runner = LiteRTRunner(temp_model)
-        measured = _verify(
-            runner, model, batches, options["metric"], options["latency_runs"]
+        measured.update(
+            _verify(runner, model, batches, options["metric"],
+                    options["latency_runs"])
         )
         _check_metric_drop(measured, options)
-        sidecar = build_sidecar(
+        return build_sidecar(
             runner,
             signature_key=SIGNATURE_KEY,
             output_kind=options["output_kind"],
@@ -179,15 +175,8 @@ def _write_verified(model, path, model_bytes, batches, **options):
             model_bytes=len(model_bytes),
             sha256=sha256_of_file(temp_model),
         )
-        text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
-        temp_sidecar = _write_temp(side_path, text.encode("utf-8"))
-        temp_paths.append(temp_sidecar)
-        os.replace(temp_model, path)
-        os.replace(temp_sidecar, side_path)
-    finally:
-        for temp_path in temp_paths:
-            if os.path.exists(temp_path):
-                os.remove(temp_path)
+
+    _, side_path = atomic_write.write_verified(path, model_bytes, verify)
     return ExportReport(
         path=path,
         bytes=len(model_bytes),
@@ -199,24 +188,6 @@ def _write_verified(model, path, model_bytes, batches, **options):
         latency_us_p50=measured["latency_us_p50"],
         sidecar_path=side_path,
     )
-
-
-def _write_temp(final_path, data):
-    # Same directory as the destination, so os.replace is a rename on one
-    # filesystem and therefore atomic.
-    directory, name = os.path.split(final_path)
-    fd, temp_path = tempfile.mkstemp(
-        dir=directory or ".", prefix=f".{name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        os.remove(temp_path)
-        raise
-    return temp_path
 
 
 def _verify(runner, model, batches, metric, latency_runs):
@@ -326,32 +297,6 @@ def _check_metric_drop(measured, options):
             options["max_metric_drop"],
             options["quantization"],
         )
-
-
-def _validate_path(path):
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(
-            "Expected `path` to be a str or os.PathLike. "
-            f"Received: path={path!r} of type {type(path).__name__}"
-        )
-    path = os.fspath(path)
-    if not path.endswith(MODEL_SUFFIX):
-        raise ValueError(
-            f"Expected `path` to end with '{MODEL_SUFFIX}' (the sidecar goes "
-            f"beside it with '.json'). Received: path={path!r}"
-        )
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(
-            f"The directory of `path` does not exist; create it first. "
-            f"Received: path={path!r}"
-        )
-    if os.path.isdir(path):
-        raise ValueError(
-            f"Expected `path` to be a file, not a directory. "
-            f"Received: path={path!r}"
-        )
-    return path
 
 
 def _validate_options(

@@ -1,0 +1,176 @@
+"""Tests for the tf_keras bridge, QAT and pruning fine-tunes."""
+
+import json
+import os
+
+import keras
+import keras_rs
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfkd import datasets
+from tfkd import losses
+from tfkd import models
+from tfkd.export import qat
+from tfkd.export.litert_runner import LiteRTRunner
+from tfkd.export.tf_keras_bridge import to_tf_keras
+
+
+@pytest.fixture(scope="module")
+def data():
+    return datasets.synthetic_movielens(task="ctr", seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    keras.utils.set_random_seed(7)
+    teacher = models.ranking_model(data.spec, cross_layers=1)
+    student = models.ranking_model(
+        data.spec, embedding_dim=4, hidden=(16,), cross_layers=1
+    )
+    for model in (teacher, student):
+        model.compile(
+            "adam", keras.losses.BinaryCrossentropy(from_logits=True)
+        )
+        model.fit(data.train, epochs=2, verbose=0)
+    return teacher, student
+
+
+def _test_features(data):
+    return datasets.features_from_frame(data.frames["test"], data.spec)
+
+
+class TestToTfKeras:
+    def test_ranking_model_outputs_equal(self, data):
+        model = models.ranking_model(data.spec, cross_layers=1, dropout=0.1)
+        twin = to_tf_keras(model)
+        assert isinstance(twin, tf_keras.Model)
+        features = _test_features(data)
+        expected = np.asarray(model(features, training=False))
+        actual = twin(features, training=False).numpy()
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+        assert sorted(t.name.split(":")[0] for t in twin.inputs) == sorted(
+            data.spec.names
+        )
+
+    def test_out_of_range_ids_read_row_zero(self, data):
+        twin = to_tf_keras(models.ranking_model(data.spec))
+        features = {k: v[:3] for k, v in _test_features(data).items()}
+        zeros = {k: np.zeros_like(v) for k, v in features.items()}
+        bad = {k: np.full_like(v, -5) for k, v in features.items()}
+        np.testing.assert_allclose(twin(bad).numpy(), twin(zeros).numpy())
+
+    def test_feature_cross_options(self):
+        # Projection, diagonal and pre-activation take other code paths
+        # of keras-rs' FeatureCross; the twin must follow each one.
+        x0 = keras.Input((6,), name="x")
+        x = keras_rs.layers.FeatureCross(
+            projection_dim=3, diag_scale=0.5, pre_activation="relu"
+        )(x0)
+        x = keras.layers.Reshape((3, 2))(x)
+        x = keras.layers.Flatten()(x)
+        model = keras.Model(x0, keras.layers.Dense(1)(x))
+        values = np.random.default_rng(0).normal(size=(8, 6))
+        values = values.astype(np.float32)
+        np.testing.assert_allclose(
+            to_tf_keras(model)(values).numpy(),
+            np.asarray(model(values)),
+            atol=1e-5,
+        )
+
+    def test_unsupported_layer_names_layer_and_class(self):
+        inputs = keras.Input((4,), name="x")
+        x = keras.layers.BatchNormalization(name="norm")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(1)(x))
+        with pytest.raises(ValueError, match="'norm' of class .*Batch"):
+            to_tf_keras(model)
+
+    def test_not_a_functional_model(self):
+        with pytest.raises(TypeError, match="Functional"):
+            to_tf_keras(keras.Sequential())
+
+
+class TestDistillationLoss:
+    @pytest.mark.parametrize("t", [1.0, 4.0], ids=["t1", "t4"])
+    def test_matches_distiller_math(self, t):
+        rng = np.random.default_rng(0)
+        labels = rng.integers(0, 2, (16, 1)).astype(np.float32)
+        teacher = rng.normal(size=(16, 1)).astype(np.float32) * 3
+        student = rng.normal(size=(16, 1)).astype(np.float32) * 3
+        alpha = 0.3
+        hard = keras.losses.BinaryCrossentropy(from_logits=True)(
+            labels, student
+        )
+        soft = losses.BinaryKLDivergence()(teacher / t, student / t) * t**2
+        expected = alpha * float(hard) + (1 - alpha) * float(soft)
+        y_true = tf.constant(np.concatenate([labels, teacher], axis=1))
+        actual = qat.distillation_loss(alpha, t)(y_true, student)
+        assert float(tf.reduce_mean(actual)) == pytest.approx(
+            expected, rel=1e-5
+        )
+
+    @pytest.mark.parametrize(
+        "kwargs", [{"alpha": 1.5}, {"temperature": 0.0}],
+        ids=["alpha", "temperature"],
+    )
+    def test_bad_values(self, kwargs):
+        with pytest.raises(ValueError, match="must be"):
+            qat.distillation_loss(**kwargs)
+
+
+class TestQuantizationAwareFinetune:
+    def test_int8_file_runs_with_sane_auc(self, data, trained, tmp_path):
+        teacher, student = trained
+        path = tmp_path / "qat.tflite"
+        report = qat.quantization_aware_finetune(
+            student, teacher, data.train, path, validation_data=data.test,
+            learning_rate=1e-3, num_calibration_batches=10,
+        )
+        features = _test_features(data)
+        labels = data.frames["test"]["label"].to_numpy()
+        from tfkd import evaluation
+
+        float_auc = evaluation.auc(labels, np.asarray(student(features)))
+        assert abs(report.auc_litert - float_auc) < 0.03
+        runner = LiteRTRunner(path)
+        assert runner.input_names == sorted(data.spec.names)
+        details = runner.interpreter.get_tensor_details()
+        assert any(d["dtype"] == np.int8 for d in details)
+        assert report.bytes == os.path.getsize(path)
+        with open(report.sidecar_path) as f:
+            assert json.load(f)["compression"] == "qat"
+
+    def test_cached_logits_must_match_examples(self, data, trained, tmp_path):
+        _, student = trained
+        with pytest.raises(ValueError, match="one teacher logit"):
+            qat.quantization_aware_finetune(
+                student, np.zeros(3), data.train, tmp_path / "q.tflite"
+            )
+        assert os.listdir(tmp_path) == []
+
+
+class TestPruneFinetune:
+    def test_reaches_target_sparsity(self, data, trained, tmp_path):
+        teacher, student = trained
+        report = qat.prune_finetune(
+            student, teacher, data.train, tmp_path / "pruned.tflite",
+            validation_data=data.test, target_sparsity=0.5, epochs=2,
+            learning_rate=1e-3, num_calibration_batches=10,
+        )
+        assert report.sparsity == pytest.approx(0.5, abs=0.02)
+        for layer in report.model.layers:
+            if type(layer) is tf_keras.layers.Dense:
+                kernel = layer.kernel.numpy()
+                assert np.mean(kernel == 0) == pytest.approx(0.5, abs=0.05)
+        assert report.gzip_bytes < report.bytes
+        assert report.auc_litert > 0.6
+
+    def test_bad_sparsity(self, data, trained, tmp_path):
+        _, student = trained
+        with pytest.raises(ValueError, match="target_sparsity"):
+            qat.prune_finetune(
+                student, None, data.train, tmp_path / "p.tflite",
+                target_sparsity=1.0,
+            )

@@ -1,0 +1,169 @@
+"""Tests for `tfkd.export.to_tflite_retrieval` on synthetic data."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfkd import datasets
+from tfkd import models
+from tfkd.export import retrieval_export
+from tfkd.export.retrieval_export import RetrievalMismatchError
+from tfkd.export.retrieval_export import recall_at_k
+from tfkd.export.retrieval_export import to_tflite_retrieval
+from tfkd.export.litert_runner import LiteRTRunner
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = datasets.synthetic_movielens(task="retrieval", seed=0)
+    model = models.two_tower(data.spec, embedding_dim=8, hidden=(16,))
+    model.compile(optimizer="adam")
+    model.fit(data.train, epochs=1, verbose=0)
+    return data, model
+
+
+def _keras_top_ids(model, data, users):
+    items = datasets.features_from_frame(
+        data.items, data.spec, names=datasets.ITEM_FEATURES
+    )
+    scores = np.asarray(model.score(users, items))
+    return items["item_id"][np.argsort(-scores, axis=1)[:, :K]]
+
+
+class TestToTfliteRetrieval:
+    def test_float32_top_k_matches_keras(self, trained, tmp_path):
+        data, model = trained
+        path = tmp_path / "retrieval.tflite"
+        report = to_tflite_retrieval(
+            model, data.items, path, k=K, users=data.users, latency_runs=5
+        )
+        assert report.recall_at_k >= 0.99
+        assert report.num_candidates == len(data.items)
+        assert report.max_score_abs_diff < 1e-4
+        runner = LiteRTRunner(path)
+        assert runner.input_names == sorted(datasets.USER_FEATURES)
+        users = datasets.features_from_frame(
+            data.users, data.spec, names=datasets.USER_FEATURES
+        )
+        out = runner(users)
+        ids = out[retrieval_export.IDS_OUTPUT]
+        scores = out[retrieval_export.SCORES_OUTPUT]
+        assert ids.dtype == np.int32 and ids.shape == (len(data.users), K)
+        assert scores.dtype == np.float32 and scores.shape == ids.shape
+        # Best first.
+        assert np.all(np.diff(scores, axis=1) <= 0)
+        expected = _keras_top_ids(model, data, users)
+        overlap = np.mean(
+            [len(set(a) & set(b)) / K for a, b in zip(expected, ids)]
+        )
+        assert overlap >= 0.99
+
+    def test_sidecar_describes_the_file(self, trained, tmp_path):
+        data, model = trained
+        path = tmp_path / "retrieval.tflite"
+        report = to_tflite_retrieval(
+            model, data.items, path, k=5, users=data.users,
+            feature_spec=data.spec, latency_runs=1,
+        )
+        with open(report.sidecar_path) as f:
+            sidecar = json.load(f)
+        assert sidecar["task"] == "retrieval"
+        assert sidecar["k"] == 5
+        assert [o["name"] for o in sidecar["outputs"]] == [
+            "top_prediction_ids",
+            "top_prediction_scores",
+        ]
+        assert sidecar["bytes"] == os.path.getsize(path)
+        assert sidecar["metrics"]["recall_at_k"] == report.recall_at_k
+
+    def test_float16_is_smaller_and_close(self, trained, tmp_path):
+        data, model = trained
+        float_report = to_tflite_retrieval(
+            model, data.items, tmp_path / "f32.tflite", users=data.users,
+            latency_runs=1,
+        )
+        half = to_tflite_retrieval(
+            model, data.items, tmp_path / "f16.tflite", users=data.users,
+            quantization="float16", latency_runs=1,
+        )
+        assert half.bytes < float_report.bytes
+        assert half.recall_at_k >= 0.95
+
+    def test_random_users_when_none_given(self, trained, tmp_path):
+        data, model = trained
+        report = to_tflite_retrieval(
+            model, data.items, tmp_path / "r.tflite", latency_runs=1
+        )
+        assert report.num_users_checked == (
+            retrieval_export.DEFAULT_NUM_CHECK_USERS
+        )
+        assert report.recall_at_k >= 0.99
+
+    def test_refusal_writes_nothing(self, trained, tmp_path, monkeypatch):
+        data, model = trained
+        # Pretend LiteRT disagrees: a wrong answer must not be written.
+        monkeypatch.setattr(
+            retrieval_export, "recall_at_k", lambda *a, **k: 0.5
+        )
+        with pytest.raises(RetrievalMismatchError, match="recall_at_k=0.5"):
+            to_tflite_retrieval(
+                model, data.items, tmp_path / "r.tflite", users=data.users,
+                latency_runs=1,
+            )
+        assert os.listdir(tmp_path) == []
+
+    @pytest.mark.parametrize(
+        "kwargs, error, fragment",
+        [
+            ({"k": 0}, ValueError, "`k` >= 1"),
+            ({"k": 10_000}, ValueError, "number of candidates"),
+            ({"quantization": "int8"}, ValueError, "`quantization`"),
+            ({"min_recall": 1.5}, ValueError, "`min_recall`"),
+            ({"item_id_feature": "movie"}, ValueError, "'movie'"),
+        ],
+        ids=["k_zero", "k_too_big", "int8", "min_recall", "item_column"],
+    )
+    def test_bad_arguments(self, trained, tmp_path, kwargs, error, fragment):
+        data, model = trained
+        with pytest.raises(error, match=fragment):
+            to_tflite_retrieval(
+                model, data.items, tmp_path / "r.tflite", **kwargs
+            )
+
+    def test_not_a_two_tower(self, trained, tmp_path):
+        data, _ = trained
+        with pytest.raises(TypeError, match="user_model"):
+            to_tflite_retrieval(object(), data.items, tmp_path / "r.tflite")
+
+    def test_missing_candidate_column(self, trained, tmp_path):
+        data, model = trained
+        with pytest.raises(ValueError, match="genres"):
+            to_tflite_retrieval(
+                model, data.items.drop(columns="genres"),
+                tmp_path / "r.tflite",
+            )
+
+
+class TestRecallAtK:
+    def test_hand_computed(self):
+        scores = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
+        ids = np.array([7, 8, 9])
+        # User 0: top-2 {7, 8}, predicted {7, 9} -> 1/2.
+        # User 1: top-2 {9, 8}, predicted {9, 8} -> 2/2.
+        predicted = np.array([[7, 9], [9, 8]])
+        assert recall_at_k(scores, ids, predicted, k=2) == 0.75
+
+    def test_tie_at_rank_k_counts_as_found(self):
+        # 8 and 9 tie for rank 2 within 1e-5 (float round-off); predicting
+        # either is correct. Without a tolerance only exact ties count.
+        scores = np.array([[3.0, 2.0, 2.0 - 1e-6]])
+        ids = np.array([7, 8, 9])
+        predicted = np.array([[7, 9]])
+        assert recall_at_k(scores, ids, predicted, k=2) == 0.5
+        assert recall_at_k(scores, ids, predicted, k=2, tie_atol=1e-5) == 1.0
+        exact = np.array([[3.0, 2.0, 2.0]])
+        assert recall_at_k(exact, ids, predicted, k=2) == 1.0
