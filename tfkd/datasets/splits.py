@@ -1,7 +1,6 @@
 """Train/val/test splits of an interaction frame."""
 
 import numpy as np
-import pandas as pd
 
 SPLITS = ("random", "temporal", "leave_one_out")
 
