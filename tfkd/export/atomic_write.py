@@ -107,22 +107,3 @@ def write_verified(path, model_bytes, verify):
             if os.path.exists(temp_path):
                 os.remove(temp_path)
     return sidecar, side_path
-
-
-def tensor_entries(details):
-    """Sidecar entries (name, dtype, shape) from LiteRT tensor details.
-
-    Args:
-        details: dict of name to LiteRT signature tensor details.
-
-    Returns:
-        A list of dicts sorted by name; -1 marks a dynamic dimension.
-    """
-    return [
-        {
-            "name": name,
-            "dtype": details[name]["dtype"].__name__,
-            "shape": [int(d) for d in details[name]["shape_signature"]],
-        }
-        for name in sorted(details)
-    ]

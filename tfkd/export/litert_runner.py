@@ -5,10 +5,14 @@ that `export/run_tflite.py` (the device-side runner) can mirror it line for
 line and the two cannot drift apart in how they feed a model.
 """
 
+import time
+
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 SIGNATURE_KEY = "serving_default"
+# Untimed calls before a latency measurement: the first invokes allocate.
+LATENCY_WARMUP_RUNS = 10
 
 
 class LiteRTRunner:
@@ -96,6 +100,26 @@ class LiteRTRunner:
                 f"Expected one batch size for all inputs. Received: {sizes}"
             )
         return prepared
+
+    def latency_us_p50(self, features, runs):
+        """Median microseconds of one `__call__` on `features`.
+
+        Args:
+            features: dict. One batch, as for `__call__`.
+            runs: int. Timed calls, after `LATENCY_WARMUP_RUNS` untimed.
+
+        Returns:
+            float.
+        """
+        prepared = self.prepare(features)
+        for _ in range(LATENCY_WARMUP_RUNS):
+            self(prepared)
+        timings = np.empty(runs, dtype=np.float64)
+        for i in range(runs):
+            start = time.perf_counter_ns()
+            self(prepared)
+            timings[i] = time.perf_counter_ns() - start
+        return float(np.median(timings) / 1000.0)
 
     def __call__(self, features):
         """Runs the signature on one batch.

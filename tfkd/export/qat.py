@@ -36,6 +36,7 @@ from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.sidecar import OUTPUT_MEANINGS
 from tfkd.export.sidecar import SIDECAR_FORMAT_VERSION
 from tfkd.export.sidecar import sha256_of_file
+from tfkd.export.sidecar import tensor_entries
 from tfkd.export.sidecar import tfkd_version
 from tfkd.export.tf_keras_bridge import CUSTOM_OBJECTS
 from tfkd.export.tf_keras_bridge import to_tf_keras
@@ -537,10 +538,10 @@ def _sidecar(runner, method, measured, sparsity, model_bytes, sha256):
         "format_version": SIDECAR_FORMAT_VERSION,
         "tfkd_version": tfkd_version(),
         "signature_key": SIGNATURE_KEY,
-        "inputs": atomic_write.tensor_entries(runner.input_details),
+        "inputs": tensor_entries(runner.input_details),
         "outputs": [
             dict(entry, kind="logit", meaning=OUTPUT_MEANINGS["logit"])
-            for entry in atomic_write.tensor_entries(runner.output_details)
+            for entry in tensor_entries(runner.output_details)
         ],
         "quantization": "int8",
         "compression": method,

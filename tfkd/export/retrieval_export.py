@@ -15,7 +15,6 @@ captures make the freezing explicit, so they are used instead.
 import dataclasses
 import datetime
 import tempfile
-import time
 
 import keras
 import numpy as np
@@ -26,6 +25,7 @@ from tfkd.export.converter_utils import SIGNATURE_KEY
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.sidecar import SIDECAR_FORMAT_VERSION
 from tfkd.export.sidecar import sha256_of_file
+from tfkd.export.sidecar import tensor_entries
 from tfkd.export.sidecar import tfkd_version
 
 IDS_OUTPUT = "top_prediction_ids"
@@ -40,7 +40,6 @@ DEFAULT_MIN_RECALL = {None: 0.99, "float16": 0.95, "dynamic": 0.8}
 # correct K-th answer.
 TIE_ATOL = 1e-5
 DEFAULT_NUM_CHECK_USERS = 256
-LATENCY_WARMUP_RUNS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,7 +404,7 @@ def _verify(runner, user_model, item_embeddings, item_ids, k, users,
         "max_score_abs_diff": float(
             np.max(np.abs(keras_top - lite[SCORES_OUTPUT]))
         ),
-        "latency_us_p50": _latency_us_p50(runner, first, latency_runs),
+        "latency_us_p50": runner.latency_us_p50(first, latency_runs),
     }
 
 
@@ -458,18 +457,6 @@ def recall_at_k(reference_scores, item_ids, predicted_ids, k, tie_atol=0.0):
     return float(np.mean(recalls))
 
 
-def _latency_us_p50(runner, features, runs):
-    prepared = runner.prepare(features)
-    for _ in range(LATENCY_WARMUP_RUNS):
-        runner(prepared)
-    timings = np.empty(runs, dtype=np.float64)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        runner(prepared)
-        timings[i] = time.perf_counter_ns() - start
-    return float(np.median(timings) / 1000.0)
-
-
 def _spec_dict(feature_spec):
     if feature_spec is None:
         return None
@@ -500,10 +487,10 @@ def _sidecar(runner, k, num_candidates, quantization, metrics, feature_spec,
         "tfkd_version": tfkd_version(),
         "task": "retrieval",
         "signature_key": SIGNATURE_KEY,
-        "inputs": atomic_write.tensor_entries(runner.input_details),
+        "inputs": tensor_entries(runner.input_details),
         "outputs": [
             dict(entry, meaning=meanings[entry["name"]])
-            for entry in atomic_write.tensor_entries(runner.output_details)
+            for entry in tensor_entries(runner.output_details)
         ],
         "k": k,
         "num_candidates": num_candidates,

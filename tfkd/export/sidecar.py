@@ -85,10 +85,10 @@ def build_sidecar(
         "format_version": SIDECAR_FORMAT_VERSION,
         "tfkd_version": tfkd_version(),
         "signature_key": signature_key,
-        "inputs": _tensor_entries(runner.input_details),
+        "inputs": tensor_entries(runner.input_details),
         "outputs": [
             dict(entry, kind=output_kind, meaning=OUTPUT_MEANINGS[output_kind])
-            for entry in _tensor_entries(runner.output_details)
+            for entry in tensor_entries(runner.output_details)
         ],
         "feature_spec": feature_spec,
         "quantization": quantization,
@@ -99,9 +99,16 @@ def build_sidecar(
     }
 
 
-def _tensor_entries(details):
-    # -1 marks a dynamic dimension (the batch), as in LiteRT's own
-    # `shape_signature`.
+def tensor_entries(details):
+    """Sidecar entries (name, dtype, shape) from LiteRT tensor details.
+
+    Args:
+        details: dict of name to LiteRT signature tensor details.
+
+    Returns:
+        A list of dicts sorted by name; -1 marks a dynamic dimension (the
+        batch), as in LiteRT's own `shape_signature`.
+    """
     return [
         {
             "name": name,

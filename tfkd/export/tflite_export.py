@@ -1,7 +1,6 @@
 """`to_tflite`: convert, verify on LiteRT, and write atomically."""
 
 import json
-import time
 import warnings
 
 import keras
@@ -26,7 +25,6 @@ OUT_OF_RANGE_IDS = (-1, np.iinfo(np.int32).max)
 # Out-of-range and id-0 requests take the same path after the id mapping,
 # so any difference beyond float noise means the mapping is missing.
 OUT_OF_RANGE_ATOL = 1e-6
-LATENCY_WARMUP_RUNS = 10
 
 
 def to_tflite(
@@ -212,7 +210,7 @@ def _verify(runner, model, batches, metric, latency_runs):
         result["metric_before"] = metric_fn(labels, keras_out)
         result["metric_after"] = metric_fn(labels, lite_out)
     first = {name: batches[0][0][name][:1] for name in runner.input_names}
-    result["latency_us_p50"] = _latency_us_p50(runner, first, latency_runs)
+    result["latency_us_p50"] = runner.latency_us_p50(first, latency_runs)
     return result
 
 
@@ -268,18 +266,6 @@ def _id_zero_features(runner, batch_size):
         shape = [batch_size] + [int(d) for d in details["shape"][1:]]
         features[name] = np.zeros(shape, dtype=details["dtype"])
     return features
-
-
-def _latency_us_p50(runner, features, runs):
-    prepared = runner.prepare(features)
-    for _ in range(LATENCY_WARMUP_RUNS):
-        runner(prepared)
-    timings = np.empty(runs, dtype=np.float64)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        runner(prepared)
-        timings[i] = time.perf_counter_ns() - start
-    return float(np.median(timings) / 1000.0)
 
 
 def _check_metric_drop(measured, options):
