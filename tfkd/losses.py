@@ -48,14 +48,17 @@ class BinaryKLDivergence(LogitDistillationLoss):
 
     ```
     KL(p || q) = p * log(p / q) + (1 - p) * log((1 - p) / (1 - q))
-               = softplus(-s) - softplus(-t) + (1 - p) * (s - t)
+               = p * (softplus(-s) - softplus(-t))
+                 + (1 - p) * (softplus(s) - softplus(t))
     ```
 
-    The second form uses `log sigmoid(x) = -softplus(-x)` and
-    `softplus(x) = x + softplus(-x)`; its gradient with respect to `s` is
-    `q - p`. A softmax over a last axis of size 1 is always 1, which is why
-    this loss, not a categorical one, is the right soft target for a single
-    logit. The last axis (the logits of independent binary tasks) is summed.
+    The second form uses `log sigmoid(x) = -softplus(-x)`; its gradient with
+    respect to `s` is `q - p`. Each difference is taken between terms of the
+    same branch, so a small KL between two large logits does not vanish in
+    the cancellation of two large numbers. A softmax over a last axis of
+    size 1 is always 1, which is why this loss, not a categorical one, is
+    the right soft target for a single logit. The last axis (the logits of
+    independent binary tasks) is summed.
 
     Args:
         reduction: str. Type of reduction to apply to the per-example values.
@@ -88,7 +91,9 @@ class BinaryKLDivergence(LogitDistillationLoss):
         t = ops.convert_to_tensor(y_true, dtype=self.dtype)
         s = ops.convert_to_tensor(y_pred, dtype=self.dtype)
         p = ops.sigmoid(t)
-        kl = ops.softplus(-s) - ops.softplus(-t) + (1.0 - p) * (s - t)
+        kl = p * (ops.softplus(-s) - ops.softplus(-t)) + (1.0 - p) * (
+            ops.softplus(s) - ops.softplus(t)
+        )
         # Rounding can leave -1e-8 where the true value is 0.
         return ops.sum(ops.maximum(kl, 0.0), axis=-1)
 
