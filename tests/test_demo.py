@@ -14,6 +14,7 @@ from tfkd import bench
 from tfkd import cli
 from tfkd import datasets
 from tfkd import demo
+from tfkd import evaluation
 from tfkd import models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +88,8 @@ class TestBench:
         demo.train_supervised(teacher, synthetic, config, verbose=0)
         demo.train_distilled(teacher, student, synthetic, config, verbose=0)
         report = bench.run_bench(
-            student, synthetic, workdir=str(tmp_path), rounds=1,
-            runs_per_round=5,
+            student, synthetic, teacher=teacher, workdir=str(tmp_path),
+            rounds=1, runs_per_round=5,
         )
         json.dumps(report)  # JSON-serializable
         for name in ("float32", "dynamic", "float16", "int8"):
@@ -98,9 +99,23 @@ class TestBench:
             )
             assert entry["latency_us_p50"] > 0
             assert entry["latency_us_p50_100_candidates"] > 0
+            assert entry["graph_bytes"] > 0
+            assert (entry["constant_bytes"] + entry["graph_bytes"]
+                    == entry["bytes"])
         assert report["float32"]["size_ratio_to_float32"] == 1.0
+        # int8 stores each float32 weight in a quarter of the space (plus
+        # int32 biases and scales): the constants must shrink about 4x.
+        assert 0.24 < report["int8"]["constant_ratio_to_float32"] < 0.30
         assert report["keras"]["latency_us_p50"] > 0
-        assert set(report["goals"]) == {"int8_size_ratio", "int8_auc_drop"}
+        teacher_sizes = report["teacher"]
+        assert teacher_sizes["params"] == evaluation.count_params(teacher)
+        assert teacher_sizes["int8"]["bytes"] == os.path.getsize(
+            tmp_path / "teacher_int8.tflite"
+        )
+        assert set(report["goals"]) == {
+            "int8_size_ratio", "int8_constant_ratio",
+            "teacher_int8_size_ratio", "int8_auc_drop",
+        }
         for goal in report["goals"].values():
             assert goal["met"] == (
                 goal["value"] <= float(goal["target"].split()[-1])

@@ -104,9 +104,12 @@ def _export(args):
 def _bench(args):
     from tfkd import bench
 
-    student, data = bench.load_or_train_student(args.model, epochs=args.epochs)
+    student, teacher, data = bench.load_or_train(
+        args.model, epochs=args.epochs
+    )
     report = bench.run_bench(
-        student, data, workdir=args.workdir, rounds=args.rounds
+        student, data, teacher=teacher, workdir=args.workdir,
+        rounds=args.rounds,
     )
     bench.write_json(report, args.json)
     return 0

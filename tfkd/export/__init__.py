@@ -1,5 +1,7 @@
 """LiteRT export: conversion, quantization, parity check and sidecar."""
 
+from tfkd.export.converter_utils import constant_bytes
+from tfkd.export.converter_utils import strip_tensor_names
 from tfkd.export.export_report import ExportReport
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.metric_drop_error import MetricDropError
@@ -34,9 +36,11 @@ __all__ = [
     "MetricDropError",
     "RetrievalExportReport",
     "RetrievalMismatchError",
+    "constant_bytes",
     "prune_finetune",
     "quantization_aware_finetune",
     "sidecar_path",
+    "strip_tensor_names",
     "to_tf_keras",
     "to_tflite",
     "to_tflite_retrieval",

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfkd.export import atomic_write
 from tfkd.export.converter_utils import SIGNATURE_KEY
+from tfkd.export.converter_utils import strip_tensor_names
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.sidecar import SIDECAR_FORMAT_VERSION
 from tfkd.export.sidecar import sha256_of_file
@@ -376,7 +377,7 @@ def _convert(user_model, item_embeddings, item_ids, k, quantization):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        return converter.convert()
+        return strip_tensor_names(converter.convert())
 
 
 def _verify(runner, user_model, item_embeddings, item_ids, k, users,

@@ -40,13 +40,15 @@ def to_tflite(
     feature_spec=None,
     num_calibration_batches=200,
     latency_runs=200,
+    id_inputs=None,
 ):
     """Exports a Keras recommender to LiteRT, checked against Keras.
 
     The model is converted to a temporary file beside `path`, loaded in the
     LiteRT interpreter and compared with the Keras model: outputs on
     `validation_data` (max |Δ|), the metric before and after, out-of-range
-    ids (-1 and 2**31 - 1 must score like id 0) and single-request latency.
+    ids (-1 and 2**31 - 1 in every `id_inputs` feature must score like id
+    0) and single-request latency.
     Only then are the model and its JSON sidecar (`path` with a `.json`
     suffix) moved into place with `os.replace`. A refusal or a crash leaves
     any previous files untouched and no temporary files behind. The model
@@ -95,6 +97,11 @@ def to_tflite(
             `representative_data` used to calibrate `"int8"`. Defaults to
             `200`.
         latency_runs: int >= 1. Timed batch-1 invokes. Defaults to `200`.
+        id_inputs: list of str, or None. The inputs that carry ids and must
+            map out-of-range values to id 0. Integer inputs that are not
+            ids (counts, buckets computed by the app) are left out of the
+            check by naming the others here; `[]` skips it. Defaults to
+            `None`: every integer input.
 
     Returns:
         An `ExportReport`.
@@ -132,6 +139,7 @@ def to_tflite(
         num_calibration_batches,
         latency_runs,
     )
+    id_inputs = _validate_id_inputs(model, id_inputs)
     metric = _resolve_metric(metric, output_kind, validation_data)
     spec = _normalize_feature_spec(feature_spec)
     batches = _collect_batches(validation_data)
@@ -150,6 +158,7 @@ def to_tflite(
         output_kind=output_kind,
         feature_spec=spec,
         latency_runs=latency_runs,
+        id_inputs=id_inputs,
     )
 
 
@@ -159,8 +168,7 @@ def _write_verified(model, path, model_bytes, batches, **options):
     def verify(temp_model):
         runner = LiteRTRunner(temp_model)
         measured.update(
-            _verify(runner, model, batches, options["metric"],
-                    options["latency_runs"])
+            _verify(runner, model, batches, options)
         )
         _check_metric_drop(measured, options)
         return build_sidecar(
@@ -188,14 +196,15 @@ def _write_verified(model, path, model_bytes, batches, **options):
     )
 
 
-def _verify(runner, model, batches, metric, latency_runs):
+def _verify(runner, model, batches, options):
     """Compares the LiteRT file with the Keras model; returns the numbers."""
+    metric, latency_runs = options["metric"], options["latency_runs"]
     if len(runner.output_names) != 1:
         raise ValueError(
             "Expected a model with one output. "
             f"Received: outputs={runner.output_names}"
         )
-    _check_out_of_range_ids(runner)
+    _check_out_of_range_ids(runner, options["id_inputs"])
     if not batches:
         batches = [(_id_zero_features(runner, batch_size=1), None)]
     keras_out, lite_out, labels = _predict_both(runner, model, batches)
@@ -233,14 +242,14 @@ def _predict_both(runner, model, batches):
     return np.concatenate(keras_out), np.concatenate(lite_out), labels
 
 
-def _check_out_of_range_ids(runner):
+def _check_out_of_range_ids(runner, id_inputs):
+    if not id_inputs:
+        return
     output_name = runner.output_names[0]
     reference = runner(_id_zero_features(runner, 1))[output_name]
     for bad_id in OUT_OF_RANGE_IDS:
         features = {
-            name: np.full_like(array, bad_id)
-            if np.issubdtype(array.dtype, np.integer)
-            else array
+            name: np.full_like(array, bad_id) if name in id_inputs else array
             for name, array in _id_zero_features(runner, 1).items()
         }
         try:
@@ -255,8 +264,10 @@ def _check_out_of_range_ids(runner):
 def _out_of_range_message(bad_id, detail):
     return (
         "Expected the model to map out-of-range ids (< 0 or >= vocabulary "
-        "size) to id 0 before each Embedding lookup, so an app can send any "
-        f"id. Received: id={bad_id} gives {detail}"
+        "size) to id 0 before each Embedding lookup (tfkd.models.SafeIds), "
+        "so an app can send any id. If some integer inputs are not ids, "
+        "name the ones that are in `id_inputs=[...]`. Received: "
+        f"id={bad_id} gives {detail}"
     )
 
 
@@ -336,6 +347,30 @@ def _validate_options(
         "num_calibration_batches", num_calibration_batches, int, minimum=1
     )
     _validate_number("latency_runs", latency_runs, int, minimum=1)
+
+
+def _validate_id_inputs(model, id_inputs):
+    integer_inputs = sorted(
+        tensor.name for tensor in model.inputs
+        if "int" in str(tensor.dtype)
+    )
+    if id_inputs is None:
+        return integer_inputs
+    if isinstance(id_inputs, str) or not all(
+        isinstance(name, str) for name in id_inputs
+    ):
+        raise TypeError(
+            "Expected `id_inputs` to be a list of input names or None. "
+            f"Received: id_inputs={id_inputs!r}"
+        )
+    unknown = sorted(set(id_inputs) - set(integer_inputs))
+    if unknown:
+        raise ValueError(
+            f"Expected `id_inputs` to name integer model inputs, from "
+            f"{integer_inputs}. Received: unknown or non-integer inputs "
+            f"{unknown}"
+        )
+    return sorted(id_inputs)
 
 
 def _is_empty(dataset):

@@ -49,7 +49,9 @@ class SafeIds(keras.layers.Layer):
             ops.greater_equal(ids, 0),
             ops.less(ids, self.vocabulary_size),
         )
-        return ops.where(valid, ids, ops.zeros_like(ids))
+        # A scalar 0, not zeros_like(ids): LiteRT then needs no ZEROS_LIKE
+        # op per feature (7 fewer ops and ~1 KB on the student's file).
+        return ops.where(valid, ids, 0)
 
     def compute_output_shape(self, input_shape):
         return input_shape
