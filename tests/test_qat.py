@@ -34,8 +34,17 @@ def trained(data):
         model.compile(
             "adam", keras.losses.BinaryCrossentropy(from_logits=True)
         )
-        model.fit(data.train, epochs=2, verbose=0)
+        model.fit(data.train, epochs=2, verbose=0, shuffle=False)
     return teacher, student
+
+
+@pytest.fixture(scope="module")
+def preset_student(data):
+    keras.utils.set_random_seed(7)
+    student = models.student(data.spec)
+    student.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+    student.fit(data.train, epochs=2, verbose=0, shuffle=False)
+    return student
 
 
 def _test_features(data):
@@ -141,6 +150,46 @@ class TestQuantizationAwareFinetune:
         assert report.bytes == os.path.getsize(path)
         with open(report.sidecar_path) as f:
             assert json.load(f)["compression"] == "qat"
+
+    @pytest.mark.parametrize("table_scale", [1.0, 8.0],
+                             ids=["preset", "wide_user_table"])
+    def test_int8_file_matches_qat_model(
+        self, data, trained, preset_student, tmp_path, table_scale
+    ):
+        # The student preset (masked-mean genres, Concatenate, Dense): the
+        # int8 file must compute what the QAT model computes. Regression:
+        # TFMOT's [-6, 6] initial ranges (barely moved by a short
+        # fine-tune) gave the Concatenate a scale of ~0.045 for embeddings
+        # within +-0.5, and the genres mean then went through an int8 DIV
+        # that LiteRT saturates to +-127 for small numerators (logits off
+        # by up to 4.9). A user table 8x wider coarsens that scale the same
+        # way with calibrated ranges.
+        teacher, _ = trained
+        student = keras.models.clone_model(preset_student)
+        student.set_weights(preset_student.get_weights())
+        table = student.get_layer("user_id_embedding")
+        table.set_weights([table.get_weights()[0] * table_scale])
+        report = qat.quantization_aware_finetune(
+            student, teacher, data.train, tmp_path / "qat.tflite",
+            validation_data=data.test, num_calibration_batches=10,
+        )
+        features = _test_features(data)
+        runner = LiteRTRunner(report.path)
+        keras_logits = report.model(features, training=False).numpy()
+        lite_logits = runner(features)[runner.output_names[0]]
+        np.testing.assert_allclose(
+            lite_logits.reshape(-1), keras_logits.reshape(-1), atol=0.05
+        )
+        assert abs(report.auc_litert - report.auc_keras) < 0.003
+        # The fake-quant range of the Concatenate follows the data.
+        concat = keras.Model(
+            student.inputs, student.get_layer("embeddings").output
+        )
+        largest = float(np.abs(np.asarray(concat(features))).max())
+        wrapper = report.model.get_layer("quant_embeddings")
+        for weight in wrapper.weights:
+            if "output_m" in weight.name:
+                assert abs(float(weight.numpy())) < 1.5 * largest
 
     def test_cached_logits_must_match_examples(self, data, trained, tmp_path):
         _, student = trained

@@ -8,14 +8,24 @@ with the LiteRT interpreter before an atomic write.
 
 Only the Dense layers are QAT-annotated: TFMOT's whole-model
 `quantize_model` fails on the int32 id inputs (inside its `QuantizeLayer`).
-The converter still quantizes the embedding tables from the calibration
-data.
+TFMOT also fake-quantizes the Concatenate of the embeddings, and the
+converter gives that range to every concatenated tensor (CONCATENATION
+keeps one scale), so the embedding tables and the pooled list features are
+stored on the scale QAT trained with; the remaining ops (SUM, DIV of the
+masked mean pooling) are calibrated on the training data.
 
-Known limit (MovieLens-100K student, TF 2.21): the QAT model converts
-exactly with fake-quant ranges alone (hybrid, float embeddings: AUC 0.8488
-= Keras), but the full-int8 file calibrated for the non-QAT part scores
-0.75-0.81 where PTQ int8 of the same student keeps 0.8506. Not yet
-explained; see the lead's report.
+Activation ranges are set from data before the fine-tune
+(`calibrate_activation_ranges`). TFMOT starts every range at [-6, 6] and
+moves it by an EMA with decay 0.999, so after one MovieLens epoch (228
+steps) the concat range was still [-4.88, 4.88] for embeddings within
+[-0.53, 0.53]. That coarse scale (0.038) was also the output scale of the
+int8 DIV of the genres mean; LiteRT's int8 DIV kernel needs a right shift
+of more than 31 bits when a small numerator (|q - zp| <= 4) meets such an
+output scale, and saturates to +-127 (measured: the pooled genres read
++-4.86 on 15% of test rows, logits off by up to 5.5, QAT int8 AUC 0.8117
+against 0.8504 for the QAT model). The tf_keras twin of the pooling
+also computes `total * (1 / count)`, so no DIV with a data numerator is
+left (`tf_keras_bridge.TfKerasMaskedMeanPooling`).
 """
 
 import dataclasses
@@ -241,6 +251,7 @@ def quantization_aware_finetune(
     ```
     twin = to_tf_keras(student)                  # exact copy in tf_keras
     qat  = quantize_apply(annotate(Dense layers of twin))
+    set the activation ranges of qat from twin on the calibration batches
     fit qat on distillation_loss(alpha, T) against cached teacher logits
     int8 = TFLiteConverter.from_keras_model(qat), calibrated on train_ds
     ```
@@ -260,9 +271,10 @@ def quantization_aware_finetune(
         temperature: float > 0. Defaults to `2.0`.
         learning_rate: float. Adam learning rate; small, as the student is
             already trained. Defaults to `1e-4`.
-        num_calibration_batches: int >= 1. Training batches used to
-            calibrate the layers QAT does not cover (embeddings, cross
-            layers, pooling). Defaults to `100`.
+        num_calibration_batches: int >= 1. Training batches used to set
+            the fake-quant activation ranges before the fine-tune and to
+            calibrate the ops QAT does not cover (pooling, cross layers).
+            Defaults to `100`.
         verbose: int. Passed to `fit`. Defaults to `0`.
 
     Returns:
@@ -293,10 +305,14 @@ def quantization_aware_finetune(
     )
     with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
         qat_model = tfmot.quantization.keras.quantize_apply(annotated)
+    batch_size = _batch_size(train_ds)
+    calibrate_activation_ranges(
+        qat_model, twin, features, num_calibration_batches, batch_size
+    )
     _fit(qat_model, dataset, epochs, alpha, temperature, learning_rate,
          verbose)
     model_bytes = _convert_int8(qat_model, features, num_calibration_batches,
-                                _batch_size(train_ds))
+                                batch_size)
     return _write_and_report(
         qat_model, path, model_bytes, validation_data, "qat", None
     )
@@ -427,6 +443,81 @@ def weight_sparsity(model, layer_types=(tf_keras.layers.Dense,)):
                 zeros += int(np.sum(values == 0))
                 total += values.size
     return float(zeros / total) if total else 0.0
+
+
+def calibrate_activation_ranges(qat_model, float_model, features,
+                                num_batches=DEFAULT_CALIBRATION_BATCHES,
+                                batch_size=256):
+    """Sets the fake-quant activation ranges of a QAT model from data.
+
+    TFMOT creates every activation range as [-6, 6] and moves it towards
+    the batch min / max by an EMA (decay 0.999) during training, so a short
+    fine-tune ends with ranges several times wider than the activations:
+    the int8 file then uses those coarse scales (see the module docstring).
+    This sets each wrapped layer's output and post-activation range to the
+    [min, max] of the same layer's output in `float_model` (the un-wrapped
+    model, same layer names), widened to hold 0 as TFMOT does; the EMA
+    then goes on from there during the fine-tune.
+
+    Args:
+        qat_model: `tf_keras.Model` from `quantize_apply`.
+        float_model: `tf_keras.Model`. The model `qat_model` was made
+            from, with the same weights (e.g. the `to_tf_keras` twin).
+        features: dict of input name to NumPy array (one row per example).
+        num_batches: int >= 1. Batches of `features` used. Defaults to
+            `100`.
+        batch_size: int >= 1. Defaults to `256`.
+
+    Returns:
+        A dict of wrapper name to the `(min, max)` it was given.
+
+    Example:
+
+    ```python
+    qat_model = tfmot.quantization.keras.quantize_apply(annotated)
+    calibrate_activation_ranges(qat_model, twin, features)
+    ```
+    """
+    float_names = {layer.name for layer in float_model.layers}
+    targets = []
+    for layer in qat_model.layers:
+        if not isinstance(layer, tfmot.quantization.keras.QuantizeWrapper):
+            continue
+        if layer.layer.name not in float_names:
+            continue
+        range_vars = [getattr(layer, "_output_quantizer_vars", None)]
+        for activation in getattr(layer, "_quantize_activations", []):
+            range_vars.append(
+                getattr(activation, "_post_activation_vars", None)
+            )
+        range_vars = [v for v in range_vars if v]
+        if range_vars:
+            targets.append((layer.name, layer.layer.name, range_vars))
+    if not targets:
+        return {}
+    probe = tf_keras.Model(
+        float_model.inputs,
+        [float_model.get_layer(name).output for _, name, _ in targets],
+    )
+    names = [t.name.split(":")[0] for t in float_model.inputs]
+    total = next(iter(features.values())).shape[0]
+    lows = [np.inf] * len(targets)
+    highs = [-np.inf] * len(targets)
+    for start in range(0, total, batch_size)[:num_batches]:
+        batch = {n: features[n][start:start + batch_size] for n in names}
+        outputs = tf.nest.flatten(probe(batch, training=False))
+        for i, output in enumerate(outputs):
+            values = np.asarray(output)
+            lows[i] = min(lows[i], float(values.min()))
+            highs[i] = max(highs[i], float(values.max()))
+    ranges = {}
+    for (wrapper, _, range_vars), low, high in zip(targets, lows, highs):
+        low, high = min(low, 0.0), max(high, 0.0)
+        for variables in range_vars:
+            variables["min_var"].assign(low)
+            variables["max_var"].assign(high)
+        ranges[wrapper] = (low, high)
+    return ranges
 
 
 def _annotate_dense(layer):

@@ -66,7 +66,9 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
 
     Returns:
         A list of dicts with `variant`, `auc`, `bytes`, `gzip_bytes`,
-        `seconds`.
+        `seconds`; the QAT and pruned rows add `model_auc`, the AUC of the
+        fine-tuned tf_keras model before conversion (what `auc` should
+        match).
     """
     rows = []
     test = features_from_frame(data.frames["test"], data.spec)
@@ -104,8 +106,8 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
             validation_data=data.test, epochs=qat_epochs,
             alpha=ALPHA, temperature=TEMPERATURE,
         )
-        return {"auc": report.auc_litert, "bytes": report.bytes,
-                "gzip_bytes": report.gzip_bytes}
+        return {"auc": report.auc_litert, "model_auc": report.auc_keras,
+                "bytes": report.bytes, "gzip_bytes": report.gzip_bytes}
 
     def prune_row():
         report = qat.prune_finetune(
@@ -115,8 +117,8 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
             target_sparsity=target_sparsity,
             alpha=ALPHA, temperature=TEMPERATURE,
         )
-        return {"auc": report.auc_litert, "bytes": report.bytes,
-                "gzip_bytes": report.gzip_bytes,
+        return {"auc": report.auc_litert, "model_auc": report.auc_keras,
+                "bytes": report.bytes, "gzip_bytes": report.gzip_bytes,
                 "sparsity": report.sparsity}
 
     timed("float32 student", float_row)
@@ -134,11 +136,20 @@ def _gzip_size(path):
 
 
 def format_table(rows):
-    """Returns the rows as a fixed-width text table."""
-    lines = [f"{'variant':<22}{'test AUC':>10}{'bytes':>10}{'gzip':>10}"]
+    """Returns the rows as a fixed-width text table.
+
+    `model AUC` is the fine-tuned tf_keras model's AUC before conversion
+    (QAT and pruned rows only).
+    """
+    lines = [
+        f"{'variant':<22}{'test AUC':>10}{'model AUC':>11}{'bytes':>10}"
+        f"{'gzip':>10}"
+    ]
     for row in rows:
+        model_auc = row.get("model_auc")
+        model_auc = "" if model_auc is None else f"{model_auc:.4f}"
         lines.append(
-            f"{row['variant']:<22}{row['auc']:>10.4f}"
+            f"{row['variant']:<22}{row['auc']:>10.4f}{model_auc:>11}"
             f"{row['bytes']:>10,}{row['gzip_bytes']:>10,}"
         )
     return "\n".join(lines)

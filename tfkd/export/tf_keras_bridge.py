@@ -44,7 +44,8 @@ class TfKerasSafeIds(tf_keras.layers.Layer):
     def call(self, ids):
         ids = tf.cast(ids, tf.int32)
         valid = tf.logical_and(ids >= 0, ids < self.vocabulary_size)
-        return tf.where(valid, ids, tf.zeros_like(ids))
+        # Scalar 0 as in `SafeIds`: no ZEROS_LIKE op per feature in LiteRT.
+        return tf.where(valid, ids, 0)
 
     def get_config(self):
         config = super().get_config()
@@ -59,6 +60,14 @@ class TfKerasMaskedMeanPooling(tf_keras.layers.Layer):
     out[b] = sum_l [ids[b, l] != 0] * emb[b, l] / max(1, #non-zero ids[b])
     ```
 
+    Computed as `total * (1 / count)` (equal to float32 round-off): this
+    twin exists for int8 conversion, and LiteRT's int8 DIV kernel saturates
+    to +-127 when a small numerator (|q| <= a few steps) needs a right
+    shift over 31 bits, which happens when the output scale is coarse next
+    to the numerator's (the output takes the Concatenate's scale). Here
+    the numerator of the DIV is the constant 1, and the mean is an int8
+    MUL.
+
     Example:
 
     ```python
@@ -71,7 +80,7 @@ class TfKerasMaskedMeanPooling(tf_keras.layers.Layer):
         mask = tf.cast(tf.not_equal(ids, 0), embeddings.dtype)
         total = tf.reduce_sum(embeddings * tf.expand_dims(mask, -1), axis=1)
         count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
-        return total / count
+        return total * (1.0 / count)
 
 
 class TfKerasFeatureCross(tf_keras.layers.Layer):

@@ -39,7 +39,12 @@ class MaskedMeanPooling(keras.layers.Layer):
         mask = ops.cast(ops.not_equal(ids, 0), embeddings.dtype)
         total = ops.sum(embeddings * ops.expand_dims(mask, -1), axis=1)
         count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
-        return total / count
+        # Not `total / count`: in full-int8 LiteRT that DIV takes the
+        # Concatenate's output scale, and the int8 DIV kernel saturates to
+        # +-127 when a small numerator meets a coarse output scale (logits
+        # off by 0.3 on a student with a wide user table). Here only the
+        # constant 1 is divided, and the mean is an int8 MUL.
+        return total * (1.0 / count)
 
     def compute_output_shape(self, input_shape):
         embeddings_shape = input_shape[0]
