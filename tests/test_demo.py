@@ -80,13 +80,20 @@ class TestDemoCommand:
         assert results["tflite_int8"]["bytes"] > 0
 
 
+@pytest.fixture(scope="module")
+def distilled_pair(synthetic):
+    student = models.student(synthetic.spec)
+    teacher = models.teacher(synthetic.spec)
+    config = demo.DemoConfig(epochs=1)
+    demo.train_supervised(teacher, synthetic, config, verbose=0)
+    demo.train_distilled(teacher, student, synthetic, config, verbose=0)
+    return student, teacher
+
+
 class TestBench:
-    def test_report_shape_and_goals(self, synthetic, tmp_path):
-        student = models.student(synthetic.spec)
-        teacher = models.teacher(synthetic.spec)
-        config = demo.DemoConfig(epochs=1)
-        demo.train_supervised(teacher, synthetic, config, verbose=0)
-        demo.train_distilled(teacher, student, synthetic, config, verbose=0)
+    def test_report_shape_and_goals(self, synthetic, distilled_pair,
+                                    tmp_path):
+        student, teacher = distilled_pair
         report = bench.run_bench(
             student, synthetic, teacher=teacher, workdir=str(tmp_path),
             rounds=1, runs_per_round=5,
@@ -120,6 +127,33 @@ class TestBench:
             assert goal["met"] == (
                 goal["value"] <= float(goal["target"].split()[-1])
             )
+
+
+    def test_compression_reports_qat_and_pruned_int8(
+        self, synthetic, distilled_pair, tmp_path
+    ):
+        student, teacher = distilled_pair
+        report = bench.run_bench(
+            student, synthetic, teacher=teacher, workdir=str(tmp_path),
+            rounds=1, runs_per_round=2, compression=True,
+        )
+        json.dumps(report)
+        for name in ("qat_int8", "pruned_int8"):
+            entry = report[name]
+            assert entry["bytes"] == os.path.getsize(
+                tmp_path / f"student_{name}.tflite"
+            )
+            assert 0.5 < entry["auc"] <= 1.0
+            assert entry["size_ratio_to_float32"] < 1.0
+        assert report["pruned_int8"]["sparsity"] >= 0.45
+        # Pruning's zeros do not shrink the flatbuffer; they compress.
+        assert (report["pruned_int8"]["gzip_bytes"]
+                < report["pruned_int8"]["bytes"])
+
+    def test_compression_needs_the_teacher(self, synthetic, distilled_pair):
+        student, _ = distilled_pair
+        with pytest.raises(ValueError, match="pass `teacher=`"):
+            bench.run_bench(student, synthetic, compression=True)
 
 
 class TestCli:

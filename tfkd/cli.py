@@ -107,9 +107,15 @@ def _bench(args):
     student, teacher, data = bench.load_or_train(
         args.model, epochs=args.epochs
     )
+    if args.qat and teacher is None:
+        raise SystemExit(
+            f"tfkd bench --qat distills from the teacher, and {args.model} "
+            "holds a bare student: pass a saved Distiller (.keras) to "
+            "--model, or leave --model out to train both."
+        )
     report = bench.run_bench(
         student, data, teacher=teacher, workdir=args.workdir,
-        rounds=args.rounds,
+        rounds=args.rounds, compression=args.qat,
     )
     bench.write_json(report, args.json)
     return 0
@@ -164,13 +170,16 @@ def build_parser():
     exp.set_defaults(run=_export)
 
     bench = sub.add_parser("bench", help="sizes, AUC and latency as JSON")
-    bench.add_argument("--model", help="a .keras student; a student is "
-                       "distilled quickly when omitted")
+    bench.add_argument("--model", help="a .keras Distiller (or bare "
+                       "student); a pair is trained quickly when omitted")
     bench.add_argument("--json", default="-",
                        help="output file (default: stdout)")
     bench.add_argument("--workdir", help="folder for the .tflite files")
     bench.add_argument("--rounds", type=int, default=5)
     bench.add_argument("--epochs", type=int, default=2)
+    bench.add_argument("--qat", action="store_true",
+                       help="also quantization-aware training and 50%% "
+                       "pruning (needs the teacher: no bare --model)")
     bench.set_defaults(run=_bench)
     return parser
 
