@@ -42,6 +42,7 @@ import tf_keras
 from tfkd.export import atomic_write
 from tfkd import evaluation
 from tfkd.export.converter_utils import SIGNATURE_KEY
+from tfkd.export.converter_utils import strip_tensor_names
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.sidecar import OUTPUT_MEANINGS
 from tfkd.export.sidecar import SIDECAR_FORMAT_VERSION
@@ -569,7 +570,7 @@ def _convert_int8(model, features, num_batches, batch_size):
         warnings.filterwarnings(
             "ignore", message="Statistics for quantized inputs"
         )
-        return converter.convert()
+        return strip_tensor_names(converter.convert())
 
 
 def _predict(model, runner, validation_data):
