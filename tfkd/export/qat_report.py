@@ -43,11 +43,14 @@ def train_models(data, teacher_epochs=2, student_epochs=3, verbose=0):
         optimizer="adam",
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
     )
-    teacher.fit(data.train, epochs=teacher_epochs, verbose=verbose)
+    # The pipeline shuffles; shuffle=False only silences Keras' warning.
+    teacher.fit(data.train, epochs=teacher_epochs, verbose=verbose,
+                shuffle=False)
     student = presets.student(data.spec)
     distiller = Distiller(teacher=teacher, student=student)
     distiller.compile(optimizer="adam", alpha=ALPHA, temperature=TEMPERATURE)
-    distiller.fit(data.train, epochs=student_epochs, verbose=verbose)
+    distiller.fit(data.train, epochs=student_epochs, verbose=verbose,
+                  shuffle=False)
     return teacher, student
 
 
