@@ -223,3 +223,30 @@ class TestPruneFinetune:
                 student, None, data.train, tmp_path / "p.tflite",
                 target_sparsity=1.0,
             )
+
+
+@pytest.mark.slow
+def test_qat_report_on_movielens(tmp_path):
+    # The README's QAT table, on the real data (about 45 s on 2 cores):
+    # every int8 file must compute what its own model computes, and QAT
+    # must not lose to post-training int8 by more than noise.
+    from tfkd.export import qat_report
+
+    rows = {
+        row["variant"]: row
+        for row in qat_report.main(
+            ["--out-dir", str(tmp_path), "--json", str(tmp_path / "r.json")]
+        )
+    }
+    float_auc = rows["float32 student"]["auc"]
+    # Published MovieLens-100K CTR AUCs are 0.80-0.90.
+    assert float_auc > 0.82
+    assert float_auc - rows["PTQ int8"]["auc"] < 0.003
+    for variant in ("QAT int8", "pruned 50% int8"):
+        row = rows[variant]
+        assert abs(row["auc"] - row["model_auc"]) < 0.003, row
+        assert row["bytes"] < rows["float32 student"]["bytes"] / 2
+    assert rows["QAT int8"]["auc"] > rows["PTQ int8"]["auc"] - 0.003
+    assert (rows["pruned 50% int8"]["gzip_bytes"]
+            < rows["PTQ int8"]["gzip_bytes"])
+    assert json.loads((tmp_path / "r.json").read_text())["rows"]
