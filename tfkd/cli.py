@@ -40,7 +40,7 @@ def _distill(args):
     from tfkd import demo
 
     config = demo.DemoConfig(
-        epochs=args.epochs or 8,
+        epochs=args.epochs or demo.DemoConfig.epochs,
         alpha=0.2 if args.alpha is None else args.alpha,
         temperature=2.0 if args.temperature is None else args.temperature,
         seed=42 if args.seed is None else args.seed,

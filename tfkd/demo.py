@@ -21,7 +21,12 @@ class DemoConfig:
 
     Args:
         epochs: int. Maximum epochs per model; early stopping on validation
-            AUC (patience 1) restores the best epoch. Defaults to `8`.
+            AUC restores the best epoch. Defaults to `20`.
+        patience: int. Epochs without a better validation AUC before
+            stopping. Defaults to `5`: on MovieLens-100K the students'
+            validation AUC sits on a plateau (about 0.846) for epochs 2-7
+            before climbing to about 0.857, and a patience of 1 stopped
+            every model on the plateau.
         batch_size: int. Defaults to `256`.
         learning_rate: float. Adam's learning rate. Defaults to `2e-3`.
         alpha: float. Distiller hard-label weight. Defaults to `0.2`.
@@ -31,7 +36,8 @@ class DemoConfig:
         split: str. `"random"` or `"temporal"`. Defaults to `"random"`.
     """
 
-    epochs: int = 8
+    epochs: int = 20
+    patience: int = 5
     batch_size: int = 256
     learning_rate: float = 2e-3
     alpha: float = 0.2
@@ -122,12 +128,12 @@ def run_demo(
     return results
 
 
-def _callbacks():
+def _callbacks(config):
     return [
         keras.callbacks.EarlyStopping(
             monitor="val_auc",
             mode="max",
-            patience=1,
+            patience=config.patience,
             restore_best_weights=True,
         )
     ]
@@ -160,7 +166,7 @@ def train_supervised(model, data, config, verbose=1):
         data.train,
         validation_data=data.val,
         epochs=config.epochs,
-        callbacks=_callbacks(),
+        callbacks=_callbacks(config),
         verbose=verbose,
         shuffle=False,  # data.train is shuffled by tf.data already
     )
@@ -193,7 +199,7 @@ def train_distilled(teacher, student, data, config, verbose=1):
         data.train,
         validation_data=data.val,
         epochs=config.epochs,
-        callbacks=_callbacks(),
+        callbacks=_callbacks(config),
         verbose=verbose,
         shuffle=False,
     )
