@@ -1,3 +1,4 @@
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -76,6 +77,185 @@ class TestMaskedMeanPooling:
         ids = np.zeros((1, 3), np.int32)
         out = models.MaskedMeanPooling()([embeddings, ids])
         np.testing.assert_allclose(np.asarray(out), [[0.0, 0.0]])
+
+
+def _embedding_inputs(features):
+    return {
+        f.name: keras.Input(
+            shape=(f.length,) if f.length > 1 else (),
+            dtype="int32",
+            name=f.name,
+        )
+        for f in features
+    }
+
+
+def _constant_tables(layer):
+    # Row r of feature k holds [10 * k + r, -(10 * k + r)]: every value
+    # names its feature and row, so the expected outputs below can be read
+    # off by hand.
+    for k, f in enumerate(layer.features):
+        rows = 10.0 * k + np.arange(f.vocabulary_size, dtype=np.float32)
+        layer.table(f.name).assign(np.stack([rows, -rows], axis=1))
+
+
+class TestFeatureEmbedding:
+    FEATURES = (
+        datasets.Feature("user", 4),
+        datasets.Feature("tags", 5, length=3),
+        datasets.Feature("city", 3),
+    )
+
+    def _layer(self, features=FEATURES):
+        layer = models.FeatureEmbedding(features, 2)
+        layer(
+            {
+                f.name: np.zeros((1, f.length) if f.length > 1 else (1,),
+                                 np.int32)
+                for f in features
+            }
+        )
+        _constant_tables(layer)
+        return layer
+
+    def test_reads_rows_and_pools_lists_in_feature_order(self):
+        layer = self._layer()
+        out = layer(
+            {
+                "user": np.array([3], np.int32),
+                "tags": np.array([[2, 4, 0]], np.int32),
+                "city": np.array([1], np.int32),
+            }
+        )
+        # user row 3 -> [3, -3]; tags rows 2 and 4 of feature 1 -> 12, 14,
+        # mean 13 (the 0 is padding); city row 1 of feature 2 -> 21.
+        np.testing.assert_allclose(
+            np.asarray(out), [[3.0, -3.0, 13.0, -13.0, 21.0, -21.0]]
+        )
+
+    def test_out_of_range_ids_read_row_zero(self):
+        layer = self._layer()
+        out = layer(
+            {
+                "user": np.array([-1, 4], np.int32),
+                "tags": np.array([[7, -2, 1], [0, 0, 0]], np.int32),
+                "city": np.array([3, 2**31 - 1], np.int32),
+            }
+        )
+        # user and city: row 0 (0 and 20). tags: 7 and -2 become 0, i.e.
+        # padding, so the first row pools row 1 alone (11) and the second,
+        # all padding, pools to zeros.
+        np.testing.assert_allclose(
+            np.asarray(out),
+            [
+                [0.0, -0.0, 11.0, -11.0, 20.0, -20.0],
+                [0.0, -0.0, 0.0, 0.0, 20.0, -20.0],
+            ],
+        )
+
+    @pytest.mark.parametrize(
+        "features",
+        [
+            (datasets.Feature("a", 4), datasets.Feature("b", 3)),
+            (
+                datasets.Feature("a", 4, length=2),
+                datasets.Feature("b", 3, length=3),
+            ),
+            (datasets.Feature("a", 4),),
+            (datasets.Feature("a", 4, length=2),),
+        ],
+        ids=["scalars_only", "two_lists", "one_scalar", "one_list"],
+    )
+    def test_any_mix_of_scalar_and_list_features(self, features):
+        layer = self._layer(features)
+        ids = {
+            f.name: np.array(
+                [[1, 2] + [0] * (f.length - 2)] if f.length > 1 else [1],
+                np.int32,
+            )
+            for f in features
+        }
+        # Row 1 of feature k is 10 k + 1; a list [1, 2, pad...] pools to
+        # 10 k + 1.5.
+        expected = []
+        for k, f in enumerate(features):
+            value = 10 * k + (1.5 if f.length > 1 else 1.0)
+            expected += [value, -value]
+        np.testing.assert_allclose(np.asarray(layer(ids)), [expected])
+
+    def test_one_named_table_per_feature(self):
+        layer = self._layer()
+        assert [w.path for w in layer.weights] == [
+            f"{layer.name}/user_embeddings",
+            f"{layer.name}/tags_embeddings",
+            f"{layer.name}/city_embeddings",
+        ]
+        assert layer.vocabulary_sizes == {"user": 4, "tags": 5, "city": 3}
+        with pytest.raises(KeyError, match="Available: \\['user'"):
+            layer.table("age")
+
+    def test_config_round_trip_through_json(self):
+        layer = models.FeatureEmbedding(
+            self.FEATURES, 3, embeddings_initializer="zeros", name="emb"
+        )
+        config = json.loads(json.dumps(layer.get_config()))
+        restored = models.FeatureEmbedding.from_config(config)
+        assert restored.features == self.FEATURES
+        assert restored.embedding_dim == 3
+        assert restored.name == "emb"
+        assert isinstance(
+            restored.embeddings_initializer, keras.initializers.Zeros
+        )
+
+    def test_model_save_load_outputs_equal(self, tmp_path):
+        inputs = _embedding_inputs(self.FEATURES)
+        model = keras.Model(
+            inputs, models.FeatureEmbedding(self.FEATURES, 2)(inputs)
+        )
+        ids = {
+            "user": np.array([1, 3], np.int32),
+            "tags": np.array([[1, 2, 0], [4, 0, 0]], np.int32),
+            "city": np.array([2, 0], np.int32),
+        }
+        model.save(tmp_path / "m.keras")
+        restored = keras.models.load_model(tmp_path / "m.keras")
+        np.testing.assert_array_equal(
+            np.asarray(restored(ids)), np.asarray(model(ids))
+        )
+
+    @pytest.mark.parametrize(
+        "features, dim, error, match",
+        [
+            ((), 2, TypeError, "non-empty sequence"),
+            ("user", 2, TypeError, "non-empty sequence"),
+            ((("user", 4),), 2, TypeError, "Received: an item of type tuple"),
+            (
+                (datasets.Feature("a", 4), datasets.Feature("a", 3)),
+                2,
+                ValueError,
+                "unique. Received: names=\\['a', 'a'\\]",
+            ),
+            (FEATURES, 0, ValueError, "Received: embedding_dim=0"),
+            (FEATURES, True, TypeError, "Received: embedding_dim=True"),
+        ],
+        ids=["empty", "string", "tuple_item", "duplicate", "zero_dim",
+             "bool_dim"],
+    )
+    def test_rejects_bad_arguments(self, features, dim, error, match):
+        with pytest.raises(error, match=match):
+            models.FeatureEmbedding(features, dim)
+
+    def test_rejects_missing_input(self):
+        inputs = _embedding_inputs(self.FEATURES[:2])
+        with pytest.raises(ValueError, match="Expected a dict of the inputs"):
+            models.FeatureEmbedding(self.FEATURES, 2)(inputs)
+
+    def test_rejects_list_of_wrong_length(self):
+        inputs = _embedding_inputs(self.FEATURES)
+        inputs["tags"] = keras.Input(shape=(4,), dtype="int32", name="tags")
+        with pytest.raises(ValueError, match="'tags' of shape \\(batch, "
+                           "length\\) with length=3. Received: shape"):
+            models.FeatureEmbedding(self.FEATURES, 2)(inputs)
 
 
 class TestRankingModel:

@@ -167,8 +167,8 @@ class TestQuantizationAwareFinetune:
         teacher, _ = trained
         student = keras.models.clone_model(preset_student)
         student.set_weights(preset_student.get_weights())
-        table = student.get_layer("user_id_embedding")
-        table.set_weights([table.get_weights()[0] * table_scale])
+        table = student.get_layer("embeddings").table("user_id")
+        table.assign(table.numpy() * table_scale)
         report = qat.quantization_aware_finetune(
             student, teacher, data.train, tmp_path / "qat.tflite",
             validation_data=data.test, num_calibration_batches=10,

@@ -8,11 +8,15 @@ with the LiteRT interpreter before an atomic write.
 
 Only the Dense layers are QAT-annotated: TFMOT's whole-model
 `quantize_model` fails on the int32 id inputs (inside its `QuantizeLayer`).
-TFMOT also fake-quantizes the Concatenate of the embeddings, and the
-converter gives that range to every concatenated tensor (CONCATENATION
-keeps one scale), so the embedding tables and the pooled list features are
-stored on the scale QAT trained with; the remaining ops (SUM, DIV of the
-masked mean pooling) are calibrated on the training data.
+The embedding layer that feeds the first Dense (`FeatureEmbedding`, or the
+Concatenate of per-feature embeddings in older models) gets an output
+fake-quant, as TFMOT gives any Concatenate before an annotated layer: the
+converter gives that range to every concatenated tensor
+(CONCATENATION keeps one scale), so the embedding tables and the pooled
+list features are stored on the scale QAT trained with. The tables
+themselves are not fake-quantized (TFMOT leaves `Embedding` tables alone
+too); the remaining ops inside the layer (the SUM and MUL of the masked
+mean pooling) are calibrated on the training data.
 
 Activation ranges are set from data before the fine-tune
 (`calibrate_activation_ranges`). TFMOT starts every range at [-6, 6] and
@@ -50,6 +54,7 @@ from tfkd.export.sidecar import sha256_of_file
 from tfkd.export.sidecar import tensor_entries
 from tfkd.export.sidecar import tfkd_version
 from tfkd.export.tf_keras_bridge import CUSTOM_OBJECTS
+from tfkd.export.tf_keras_bridge import TfKerasFeatureEmbedding
 from tfkd.export.tf_keras_bridge import to_tf_keras
 
 DEFAULT_CALIBRATION_BATCHES = 100
@@ -251,7 +256,7 @@ def quantization_aware_finetune(
 
     ```
     twin = to_tf_keras(student)                  # exact copy in tf_keras
-    qat  = quantize_apply(annotate(Dense layers of twin))
+    qat  = quantize_apply(annotate(Dense layers of twin))  # + embedding out
     set the activation ranges of qat from twin on the calibration batches
     fit qat on distillation_loss(alpha, T) against cached teacher logits
     int8 = TFLiteConverter.from_keras_model(qat), calibrated on train_ds
@@ -304,8 +309,12 @@ def quantization_aware_finetune(
     annotated = tf_keras.models.clone_model(
         twin, clone_function=_annotate_dense
     )
-    with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
-        qat_model = tfmot.quantization.keras.quantize_apply(annotated)
+    with tfmot.quantization.keras.quantize_scope(
+        {**CUSTOM_OBJECTS, **QUANTIZE_CONFIGS}
+    ):
+        qat_model = tfmot.quantization.keras.quantize_apply(
+            annotated, scheme=_EmbeddingAwareScheme()
+        )
     batch_size = _batch_size(train_ds)
     calibrate_activation_ranges(
         qat_model, twin, features, num_calibration_batches, batch_size
@@ -353,8 +362,8 @@ def prune_finetune(
         target_sparsity: float in [0, 1). Share of each pruned weight
             tensor set to zero. Defaults to `0.5`.
         epochs: int >= 1. Defaults to `1`.
-        prune_embeddings: bool. Also prune the Embedding tables. Defaults
-            to `True`.
+        prune_embeddings: bool. Also prune the embedding tables
+            (`Embedding`, `FeatureEmbedding`). Defaults to `True`.
         alpha: float in [0, 1]. Defaults to `0.5`.
         temperature: float > 0. Defaults to `2.0`.
         learning_rate: float. Defaults to `1e-4`.
@@ -397,7 +406,7 @@ def prune_finetune(
     )
     prunable = (tf_keras.layers.Dense,)
     if prune_embeddings:
-        prunable += (tf_keras.layers.Embedding,)
+        prunable += (tf_keras.layers.Embedding, TfKerasFeatureEmbedding)
 
     def wrap(layer):
         if type(layer) in prunable:
@@ -429,17 +438,16 @@ def weight_sparsity(model, layer_types=(tf_keras.layers.Dense,)):
         layer_types: tuple of tf_keras layer classes. Defaults to Dense.
 
     Returns:
-        zeros / total over the `kernel` and `embeddings` weights, a float.
+        zeros / total over the `kernel` and `*embeddings` weights (the
+        tables of `Embedding` and `FeatureEmbedding`), a float.
     """
     zeros, total = 0, 0
     for layer in model.layers:
         if type(layer) not in layer_types:
             continue
         for weight in layer.weights:
-            if weight.name.split("/")[-1].split(":")[0] in (
-                "kernel",
-                "embeddings",
-            ):
+            name = weight.name.split("/")[-1].split(":")[0]
+            if name == "kernel" or name.endswith("embeddings"):
                 values = weight.numpy()
                 zeros += int(np.sum(values == 0))
                 total += values.size
@@ -519,6 +527,78 @@ def calibrate_activation_ranges(qat_model, float_model, features,
             variables["max_var"].assign(high)
         ranges[wrapper] = (low, high)
     return ranges
+
+
+class EmbeddingOutputQuantizeConfig(
+    tfmot.quantization.keras.QuantizeConfig
+):
+    """QAT of `TfKerasFeatureEmbedding`: fake-quantize its output only.
+
+    The output is the concatenation of all feature embeddings, quantized as
+    TFMOT's registry quantizes a Concatenate (8 bits, asymmetric, moving
+    average range); the tables stay float, as TFMOT leaves `Embedding`
+    tables.
+
+    Example:
+
+    ```python
+    config = EmbeddingOutputQuantizeConfig()
+    config.get_output_quantizers(twin_embedding)  # [MovingAverageQuantizer]
+    ```
+    """
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [
+            tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False,
+                narrow_range=False,
+            )
+        ]
+
+    def get_config(self):
+        return {}
+
+
+QUANTIZE_CONFIGS = {
+    "EmbeddingOutputQuantizeConfig": EmbeddingOutputQuantizeConfig,
+}
+
+
+class _EmbeddingAwareRegistry(
+    tfmot.quantization.keras.default_8bit.Default8BitQuantizeRegistry
+):
+    # `quantize_apply` gives an output-only quantizer to an unannotated
+    # layer that feeds an annotated Dense, if the registry supports it: how
+    # a Concatenate of embeddings gets one. Annotating the embedding layer
+    # instead would make TFMOT fake-quantize the int32 id inputs it reads.
+    def supports(self, layer):
+        return type(layer) is TfKerasFeatureEmbedding or super().supports(
+            layer
+        )
+
+    def get_quantize_config(self, layer):
+        if type(layer) is TfKerasFeatureEmbedding:
+            return EmbeddingOutputQuantizeConfig()
+        return super().get_quantize_config(layer)
+
+
+class _EmbeddingAwareScheme(
+    tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme
+):
+    def get_quantize_registry(self):
+        return _EmbeddingAwareRegistry()
 
 
 def _annotate_dense(layer):

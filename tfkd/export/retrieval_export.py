@@ -28,6 +28,7 @@ from tfkd.export.sidecar import SIDECAR_FORMAT_VERSION
 from tfkd.export.sidecar import sha256_of_file
 from tfkd.export.sidecar import tensor_entries
 from tfkd.export.sidecar import tfkd_version
+from tfkd.models import embedding_utils
 
 IDS_OUTPUT = "top_prediction_ids"
 SCORES_OUTPUT = "top_prediction_scores"
@@ -323,21 +324,14 @@ def _inputs_of(features, tower):
 
 def _random_users(user_model, count):
     rng = np.random.default_rng(0)
+    # Without a known vocabulary, id 0 (unknown) is the only valid id.
+    vocabularies = embedding_utils.vocabulary_sizes(user_model)
     users = {}
     for tensor in user_model.inputs:
-        vocabulary = _vocabulary_size(user_model, tensor.name)
+        vocabulary = vocabularies.get(tensor.name, 1)
         shape = (count,) + tuple(tensor.shape[1:])
         users[tensor.name] = rng.integers(0, vocabulary, shape, np.int32)
     return users
-
-
-def _vocabulary_size(user_model, name):
-    # tfkd towers route every input through SafeIds named `<name>_safe_ids`;
-    # without one, id 0 (unknown) is the only id known to be valid.
-    try:
-        return user_model.get_layer(f"{name}_safe_ids").vocabulary_size
-    except ValueError:
-        return 1
 
 
 def _convert(user_model, item_embeddings, item_ids, k, quantization):

@@ -7,17 +7,84 @@ weights, so the twin model computes the same function (checked to 1e-5).
 
 Supported layers: `InputLayer`, `Embedding`, `Dense`, `Dropout`,
 `Concatenate`, `Flatten`, `Reshape`, `keras_rs.layers.FeatureCross`,
-`tfkd.models.SafeIds`, `tfkd.models.MaskedMeanPooling`. Anything else
-raises a `ValueError` that names the layer and its class.
+`tfkd.models.FeatureEmbedding`, `tfkd.models.SafeIds`,
+`tfkd.models.MaskedMeanPooling`. Anything else raises a `ValueError` that
+names the layer and its class.
 """
+
+import dataclasses
 
 import keras
 import keras_rs
 import tensorflow as tf
+import tensorflow_model_optimization as tfmot
 import tf_keras
 
+from tfkd.models import feature_embedding
+from tfkd.models.feature_embedding import FeatureEmbedding
 from tfkd.models.masked_mean_pooling import MaskedMeanPooling
 from tfkd.models.safe_ids import SafeIds
+
+
+class TfKerasFeatureEmbedding(
+    tf_keras.layers.Layer, tfmot.sparsity.keras.PrunableLayer
+):
+    """tf_keras twin of `tfkd.models.FeatureEmbedding`.
+
+    Calls the same `feature_embedding.embed` (Keras ops are TensorFlow ops
+    under the TensorFlow backend), so the two build the same graph. Its
+    tables are prunable (`prune_low_magnitude`).
+
+    Args:
+        features: sequence of `Feature` or their dicts.
+        embedding_dim: int. Width of every table.
+
+    Example:
+
+    ```python
+    twin = TfKerasFeatureEmbedding(spec.features, 4)
+    x = twin({name: tf_keras.Input(...) for name in spec.names})
+    ```
+    """
+
+    def __init__(self, features, embedding_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.features = feature_embedding.normalize_features(features)
+        self.embedding_dim = int(embedding_dim)
+
+    def build(self, input_shape):
+        shapes = {
+            name: tuple(tf.TensorShape(shape).as_list())
+            for name, shape in input_shape.items()
+        }
+        feature_embedding.check_input_shapes(self.features, shapes)
+        # Same order and names as the Keras 3 layer, so `set_weights`
+        # copies table by table.
+        self.tables = [
+            self.add_weight(
+                name=f"{f.name}_embeddings",
+                shape=(f.vocabulary_size, self.embedding_dim),
+                initializer="uniform",
+            )
+            for f in self.features
+        ]
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return feature_embedding.embed(inputs, self.features, self.tables)
+
+    def get_prunable_weights(self):
+        return list(self.tables)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "features": [dataclasses.asdict(f) for f in self.features],
+                "embedding_dim": self.embedding_dim,
+            }
+        )
+        return config
 
 
 class TfKerasSafeIds(tf_keras.layers.Layer):
@@ -166,6 +233,7 @@ class TfKerasFeatureCross(tf_keras.layers.Layer):
 
 
 CUSTOM_OBJECTS = {
+    "TfKerasFeatureEmbedding": TfKerasFeatureEmbedding,
     "TfKerasSafeIds": TfKerasSafeIds,
     "TfKerasMaskedMeanPooling": TfKerasMaskedMeanPooling,
     "TfKerasFeatureCross": TfKerasFeatureCross,
@@ -230,6 +298,9 @@ _TWINS = {
         layer.target_shape, name=layer.name
     ),
     keras_rs.layers.FeatureCross: _feature_cross,
+    FeatureEmbedding: lambda layer: TfKerasFeatureEmbedding(
+        layer.features, layer.embedding_dim, name=layer.name
+    ),
     SafeIds: lambda layer: TfKerasSafeIds(
         layer.vocabulary_size, name=layer.name
     ),

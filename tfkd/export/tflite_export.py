@@ -264,7 +264,8 @@ def _check_out_of_range_ids(runner, id_inputs):
 def _out_of_range_message(bad_id, detail):
     return (
         "Expected the model to map out-of-range ids (< 0 or >= vocabulary "
-        "size) to id 0 before each Embedding lookup (tfkd.models.SafeIds), "
+        "size) to id 0 before each embedding lookup (as "
+        "tfkd.models.FeatureEmbedding does), "
         "so an app can send any id. If some integer inputs are not ids, "
         "name the ones that are in `id_inputs=[...]`. Received: "
         f"id={bad_id} gives {detail}"

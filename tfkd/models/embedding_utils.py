@@ -2,7 +2,7 @@
 
 import keras
 
-from tfkd.models.masked_mean_pooling import MaskedMeanPooling
+from tfkd.models.feature_embedding import FeatureEmbedding
 from tfkd.models.safe_ids import SafeIds
 
 
@@ -24,25 +24,34 @@ def feature_inputs(features):
 def embed_features(inputs, features, embedding_dim):
     """Embeds every feature and concatenates: `(batch, n * embedding_dim)`.
 
-    Ids pass through `SafeIds` first, so an out-of-range id reads row 0;
-    list features are mean-pooled over their non-zero ids.
+    One `FeatureEmbedding` layer named `"embeddings"`: out-of-range ids
+    read row 0, list features are mean-pooled over their non-zero ids.
     """
-    embedded = []
-    for f in features:
-        ids = SafeIds(f.vocabulary_size, name=f"{f.name}_safe_ids")(
-            inputs[f.name]
-        )
-        vectors = keras.layers.Embedding(
-            f.vocabulary_size, embedding_dim, name=f"{f.name}_embedding"
-        )(ids)
-        if f.is_list:
-            vectors = MaskedMeanPooling(name=f"{f.name}_pooling")(
-                [vectors, ids]
-            )
-        embedded.append(vectors)
-    if len(embedded) == 1:
-        return embedded[0]
-    return keras.layers.Concatenate(name="embeddings")(embedded)
+    return FeatureEmbedding(features, embedding_dim, name="embeddings")(
+        inputs
+    )
+
+
+def vocabulary_sizes(model):
+    """Vocabulary size of every id input of a tfkd model.
+
+    Read from its `FeatureEmbedding` layers, or from the per-feature
+    `SafeIds` layers (`<name>_safe_ids`) of models built before it.
+
+    Args:
+        model: `keras.Model`.
+
+    Returns:
+        dict of input name to vocabulary size; inputs that no such layer
+        covers are left out.
+    """
+    sizes = {}
+    for layer in model.layers:
+        if isinstance(layer, FeatureEmbedding):
+            sizes.update(layer.vocabulary_sizes)
+        elif isinstance(layer, SafeIds) and layer.name.endswith("_safe_ids"):
+            sizes[layer.name[: -len("_safe_ids")]] = layer.vocabulary_size
+    return sizes
 
 
 def validate_positive_int(name, value):

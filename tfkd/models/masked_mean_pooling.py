@@ -6,6 +6,33 @@ from keras import ops
 from tfkd.api_export import tfkd_export
 
 
+def masked_mean(embeddings, ids):
+    """Mean of `embeddings` over the positions whose id is not 0.
+
+    Args:
+        embeddings: float tensor `(batch, length, dim)`.
+        ids: integer tensor `(batch, length)`; 0 marks padding.
+
+    Returns:
+        float tensor `(batch, dim)`; zeros for a row of padding only.
+
+    Example:
+
+    ```python
+    masked_mean(np.ones((1, 3, 2)), np.array([[4, 2, 0]]))  # [[1., 1.]]
+    ```
+    """
+    mask = ops.cast(ops.not_equal(ids, 0), embeddings.dtype)
+    total = ops.sum(embeddings * ops.expand_dims(mask, -1), axis=1)
+    count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
+    # Not `total / count`: in full-int8 LiteRT that DIV takes the output
+    # scale of what follows (a Concatenate), and the int8 DIV kernel
+    # saturates to +-127 when a small numerator meets a coarse output scale
+    # (logits off by 0.3 on a student with a wide user table). Here only
+    # the constant 1 is divided, and the mean is an int8 MUL.
+    return total * (1.0 / count)
+
+
 @tfkd_export("tfkd.models.MaskedMeanPooling")
 class MaskedMeanPooling(keras.layers.Layer):
     """Averages embeddings over the positions whose id is not 0.
@@ -36,15 +63,7 @@ class MaskedMeanPooling(keras.layers.Layer):
 
     def call(self, inputs):
         embeddings, ids = inputs
-        mask = ops.cast(ops.not_equal(ids, 0), embeddings.dtype)
-        total = ops.sum(embeddings * ops.expand_dims(mask, -1), axis=1)
-        count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
-        # Not `total / count`: in full-int8 LiteRT that DIV takes the
-        # Concatenate's output scale, and the int8 DIV kernel saturates to
-        # +-127 when a small numerator meets a coarse output scale (logits
-        # off by 0.3 on a student with a wide user table). Here only the
-        # constant 1 is divided, and the mean is an int8 MUL.
-        return total * (1.0 / count)
+        return masked_mean(embeddings, ids)
 
     def compute_output_shape(self, input_shape):
         embeddings_shape = input_shape[0]

@@ -53,9 +53,10 @@ def ranking_model(
     y  = Dense(1)(MLP_relu(x))                # no activation
     ```
 
-    One named int32 input per feature; ids outside a vocabulary are scored
-    as id 0 (see `SafeIds`). The output is `(batch, 1)` with no activation:
-    a sigmoid logit for `output="logit"` (what `tfkd.Distiller` expects as
+    One named int32 input per feature, all embedded by one
+    `FeatureEmbedding` layer named `"embeddings"`; ids outside a vocabulary
+    are scored as id 0. The output is `(batch, 1)` with no activation: a
+    sigmoid logit for `output="logit"` (what `tfkd.Distiller` expects as
     one binary logit), a rating for `output="rating"`. Only built-in and
     tfkd-registered layers are used, so the model converts to LiteRT and
     loads with `safe_mode=True`.

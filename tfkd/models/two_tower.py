@@ -47,14 +47,15 @@ class TwoTowerModel(keras.Model):
         temperature: float. Softmax temperature, > 0. Defaults to `0.1`.
         num_items: int. Item vocabulary size (row 0 unknown); sizes the
             saved logQ table. Defaults to `None` (read from the item
-            tower's `item_id` embedding).
+            tower's `item_id` embedding table).
 
     Returns:
         Called on a dict with user and item features, the matched-pair
         scores `(batch, 1)`.
 
     Raises:
-        ValueError: if `temperature <= 0`.
+        ValueError: if `temperature <= 0`, or `num_items` is None and the
+            item tower has no `item_id` embedding to read it from.
 
     Example:
 
@@ -84,7 +85,7 @@ class TwoTowerModel(keras.Model):
         self.item_model = item_model
         self.temperature = float(temperature)
         if num_items is None:
-            num_items = item_model.get_layer("item_id_embedding").input_dim
+            num_items = _item_vocabulary_size(item_model)
         self.num_items = int(num_items)
         # All zeros = uniform sampling, i.e. no correction (softmax is
         # invariant to a shift shared by every column).
@@ -208,6 +209,18 @@ class TwoTowerModel(keras.Model):
         for key in ("user_model", "item_model"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _item_vocabulary_size(item_model):
+    sizes = embedding_utils.vocabulary_sizes(item_model)
+    if "item_id" not in sizes:
+        raise ValueError(
+            "Pass `num_items`: it is read from an `item_id` embedding of "
+            "the item tower (a tfkd.models.FeatureEmbedding), and "
+            f"{item_model.name} has none. Received: embedded features "
+            f"{sorted(sizes)}"
+        )
+    return sizes["item_id"]
 
 
 def _tower(spec, names, embedding_dim, hidden, name):
