@@ -11,7 +11,6 @@ import pytest
 from nbclient import NotebookClient
 
 from tfkd import bench
-from tfkd import cli
 from tfkd import datasets
 from tfkd import demo
 from tfkd import evaluation
@@ -154,20 +153,6 @@ class TestBench:
         student, _ = distilled_pair
         with pytest.raises(ValueError, match="pass `teacher=`"):
             bench.run_bench(student, synthetic, compression=True)
-
-
-class TestCli:
-    def test_help_lists_commands(self, capsys):
-        with pytest.raises(SystemExit):
-            cli.main(["--help"])
-        out = capsys.readouterr().out
-        for command in ("demo", "distill", "export", "bench"):
-            assert command in out
-
-    def test_unknown_split_is_rejected(self, capsys):
-        with pytest.raises(SystemExit):
-            cli.main(["demo", "--split", "weekly"])
-        assert "invalid choice" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -5,6 +5,16 @@ import json
 import os
 import sys
 
+# What a command may raise for bad input (a missing file, a model that
+# does not fit the data, a refused export): printed as one line, exit 1.
+# With TFKD_DEBUG set, the exception propagates with its traceback.
+USER_ERRORS = (FileNotFoundError, ValueError, TypeError)
+DEBUG_VARIABLE = "TFKD_DEBUG"
+
+
+class CommandError(Exception):
+    """A failure with a message written for the command line."""
+
 
 def _demo(args):
     from tfkd import demo
@@ -84,19 +94,30 @@ def _export(args):
 
     model = keras.models.load_model(args.model)
     model = getattr(model, "student", model)
-    data = datasets.movielens_100k(task=args.task)
+    data = datasets.movielens_100k(task=args.task, data_dir=args.data_dir)
     quantization = None if args.quantization == "none" else args.quantization
-    report = export.to_tflite(
-        model,
-        args.output,
-        quantization=quantization,
-        representative_data=data.train if quantization == "int8" else None,
-        validation_data=data.test,
-        max_metric_drop=args.max_metric_drop,
-        allow_metric_drop=args.allow_metric_drop,
-        output_kind="logit" if args.task == "ctr" else "rating",
-        feature_spec=data.spec,
-    )
+    try:
+        report = export.to_tflite(
+            model,
+            args.output,
+            quantization=quantization,
+            representative_data=data.train if quantization == "int8" else None,
+            validation_data=data.test,
+            max_metric_drop=args.max_metric_drop,
+            allow_metric_drop=args.allow_metric_drop,
+            output_kind="logit" if args.task == "ctr" else "rating",
+            feature_spec=data.spec,
+            num_calibration_batches=args.calibration_batches,
+            id_inputs=args.id_inputs,
+        )
+    except export.MetricDropError as e:
+        raise CommandError(
+            f"{e.metric} dropped by {e.drop:.6f} (before {e.before:.6f}, "
+            f"after {e.after:.6f}), more than --max-metric-drop "
+            f"{e.max_metric_drop}; nothing was written. Pass "
+            "--allow-metric-drop to write it anyway, raise "
+            "--max-metric-drop, or try --quantization dynamic."
+        ) from e
     print(json.dumps(report.to_dict(), indent=2))
     return 0
 
@@ -165,8 +186,20 @@ def build_parser():
     exp.add_argument("--quantization", default="int8",
                      choices=["none", "dynamic", "float16", "int8"])
     exp.add_argument("--task", default="ctr", choices=["ctr", "rating"])
-    exp.add_argument("--max-metric-drop", type=float, default=0.005)
-    exp.add_argument("--allow-metric-drop", action="store_true")
+    exp.add_argument("--max-metric-drop", type=float, default=0.005,
+                     help="largest AUC drop (RMSE rise) allowed "
+                     "(default: 0.005)")
+    exp.add_argument("--allow-metric-drop", action="store_true",
+                     help="write the file even past --max-metric-drop")
+    exp.add_argument("--calibration-batches", type=int, default=200,
+                     help="training batches that calibrate int8 "
+                     "(default: 200)")
+    exp.add_argument("--id-inputs", type=_names, default=None,
+                     help="comma-separated inputs that carry ids, checked "
+                     "for out-of-range ids (default: every integer input)")
+    exp.add_argument("--data-dir", help="folder holding ml-100k (default: "
+                     "TFKD_DATA_DIR, the cache, the recbole wheel, "
+                     "or a download)")
     exp.set_defaults(run=_export)
 
     bench = sub.add_parser("bench", help="sizes, AUC and latency as JSON")
@@ -184,6 +217,10 @@ def build_parser():
     return parser
 
 
+def _names(text):
+    return [name for name in text.split(",") if name]
+
+
 def _training_arguments(parser):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--alpha", type=float)
@@ -199,10 +236,24 @@ def main(argv=None):
         argv: list of str or None. Defaults to `sys.argv[1:]`.
 
     Returns:
-        int exit status.
+        int exit status: 0, or 1 after a one-line error on stderr (set
+        `TFKD_DEBUG=1` to raise with the traceback instead).
     """
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (CommandError,) + USER_ERRORS as e:
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        message = str(e) if isinstance(e, CommandError) else (
+            f"{type(e).__name__}: {e}"
+        )
+        return _fail(args.command, " ".join(message.split()))
+
+
+def _fail(command, message):
+    print(f"tfkd {command}: error: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
