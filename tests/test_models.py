@@ -10,6 +10,7 @@ import pytest
 from tfkd import datasets
 from tfkd import evaluation
 from tfkd import models
+from tfkd.models import embedding_utils
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +78,6 @@ class TestMaskedMeanPooling:
         ids = np.zeros((1, 3), np.int32)
         out = models.MaskedMeanPooling()([embeddings, ids])
         np.testing.assert_allclose(np.asarray(out), [[0.0, 0.0]])
-
-
-def _embedding_inputs(features):
-    return {
-        f.name: keras.Input(
-            shape=(f.length,) if f.length > 1 else (),
-            dtype="int32",
-            name=f.name,
-        )
-        for f in features
-    }
 
 
 def _constant_tables(layer):
@@ -208,7 +198,7 @@ class TestFeatureEmbedding:
         )
 
     def test_model_save_load_outputs_equal(self, tmp_path):
-        inputs = _embedding_inputs(self.FEATURES)
+        inputs = embedding_utils.feature_inputs(self.FEATURES)
         model = keras.Model(
             inputs, models.FeatureEmbedding(self.FEATURES, 2)(inputs)
         )
@@ -246,12 +236,12 @@ class TestFeatureEmbedding:
             models.FeatureEmbedding(features, dim)
 
     def test_rejects_missing_input(self):
-        inputs = _embedding_inputs(self.FEATURES[:2])
+        inputs = embedding_utils.feature_inputs(self.FEATURES[:2])
         with pytest.raises(ValueError, match="Expected a dict of the inputs"):
             models.FeatureEmbedding(self.FEATURES, 2)(inputs)
 
     def test_rejects_list_of_wrong_length(self):
-        inputs = _embedding_inputs(self.FEATURES)
+        inputs = embedding_utils.feature_inputs(self.FEATURES)
         inputs["tags"] = keras.Input(shape=(4,), dtype="int32", name="tags")
         with pytest.raises(ValueError, match="'tags' of shape \\(batch, "
                            "length\\) with length=3. Received: shape"):

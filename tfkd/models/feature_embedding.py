@@ -10,6 +10,7 @@ from tfkd.api_export import tfkd_export
 from tfkd.datasets.feature_spec import Feature
 from tfkd.models.masked_mean_pooling import masked_mean
 from tfkd.models.safe_ids import safe_ids
+from tfkd.models.validation_utils import validate_positive_int
 
 
 @tfkd_export("tfkd.models.FeatureEmbedding")
@@ -70,18 +71,7 @@ class FeatureEmbedding(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.features = normalize_features(features)
-        if isinstance(embedding_dim, bool) or not isinstance(
-            embedding_dim, int
-        ):
-            raise TypeError(
-                "`embedding_dim` must be an int. "
-                f"Received: embedding_dim={embedding_dim!r}"
-            )
-        if embedding_dim < 1:
-            raise ValueError(
-                "`embedding_dim` must be >= 1. "
-                f"Received: embedding_dim={embedding_dim}"
-            )
+        validate_positive_int("embedding_dim", embedding_dim)
         self.embedding_dim = embedding_dim
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer

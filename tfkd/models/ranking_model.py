@@ -5,6 +5,7 @@ import keras_rs
 
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.models import embedding_utils
+from tfkd.models import validation_utils
 
 OUTPUTS = ("logit", "rating")
 # Start a rating head near the MovieLens mean rating (about 3.5) so early
@@ -18,7 +19,7 @@ def _validate(spec, embedding_dim, cross_layers, dropout, output):
             "`spec` must be a tfkd.datasets.FeatureSpec. "
             f"Received: {type(spec).__name__}"
         )
-    embedding_utils.validate_positive_int("embedding_dim", embedding_dim)
+    validation_utils.validate_positive_int("embedding_dim", embedding_dim)
     if isinstance(cross_layers, bool) or not isinstance(cross_layers, int):
         raise TypeError(
             f"`cross_layers` must be an int. Received: {cross_layers!r}"
@@ -94,7 +95,7 @@ def ranking_model(
         - [Wang et al., 2020](https://arxiv.org/abs/2008.13535) (DCN-v2).
     """
     _validate(spec, embedding_dim, cross_layers, dropout, output)
-    hidden = embedding_utils.validate_hidden(hidden)
+    hidden = validation_utils.validate_hidden(hidden)
     inputs = embedding_utils.feature_inputs(spec.features)
     x0 = embedding_utils.embed_features(inputs, spec.features, embedding_dim)
     x = x0

@@ -11,6 +11,7 @@ from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.schema import ITEM_FEATURES
 from tfkd.datasets.schema import USER_FEATURES
 from tfkd.models import embedding_utils
+from tfkd.models import validation_utils
 
 
 def _input_names(model):
@@ -285,8 +286,8 @@ def two_tower(
             "`spec` must be a tfkd.datasets.FeatureSpec. "
             f"Received: {type(spec).__name__}"
         )
-    embedding_utils.validate_positive_int("embedding_dim", embedding_dim)
-    hidden = embedding_utils.validate_hidden(hidden)
+    validation_utils.validate_positive_int("embedding_dim", embedding_dim)
+    hidden = validation_utils.validate_hidden(hidden)
     model = TwoTowerModel(
         user_model=_tower(
             spec, USER_FEATURES, embedding_dim, hidden, "user_tower"
