@@ -4,6 +4,11 @@ Public APIs do not expose these; keeping them here means a version bump
 that changes one breaks one function, named in the failing test.
 """
 
+import sys
+
+import keras
+from keras import ops
+
 
 def producer(tensor):
     """The operation that produced a symbolic tensor and its inputs.
@@ -25,3 +30,108 @@ def producer(tensor):
     operation = history.operation
     node = operation._inbound_nodes[history.node_index]
     return operation, list(node.input_tensors)
+
+
+def all_layers(layer):
+    """Every layer inside `layer`, recursively, each once, not itself.
+
+    Keras has no public recursive listing (`Model.layers` stops at the
+    first level, and a custom layer's sublayers are not listed at all);
+    `_flatten_layers` is what `Layer.weights` is computed from.
+
+    Args:
+        layer: a `keras.layers.Layer` or `keras.Model`.
+
+    Returns:
+        A list of layers.
+    """
+    return list(layer._flatten_layers(include_self=False, recursive=True))
+
+
+def is_functional(model):
+    """True for a Functional model (built from `keras.Input`s).
+
+    `keras.Model(inputs, outputs)` returns an instance of the private
+    `Functional` class; it is the only kind `keras.models.clone_model`
+    accepts a `call_function` for.
+
+    Args:
+        model: any object.
+
+    Returns:
+        bool.
+    """
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, Functional)
+
+
+def first_local_batch(strategy, iterator, data_batch):
+    """One replica's slice of the first batch, for a symbolic build.
+
+    Keras 3.15's `_maybe_symbolic_build` reduces the first batch with
+    `strategy.reduce("MEAN", batch)`, which fails under
+    MultiWorkerMirroredStrategy ("Attempt to convert a value
+    (PerReplica...)", keras-team/keras#20585). Only shapes and dtypes are
+    needed, so one replica's slice will do.
+
+    Args:
+        strategy: the model's `tf.distribute.Strategy`.
+        iterator: Keras' epoch iterator, or None.
+        data_batch: a batch already at hand, or None.
+
+    Returns:
+        `(iterator, data_batch)` to pass on to `_maybe_symbolic_build`.
+    """
+    if iterator is None or not _is_multi_worker(strategy):
+        return iterator, data_batch
+    for _, _, it in iterator:
+        data_batch = keras.tree.map_structure(
+            lambda v: strategy.experimental_local_results(v)[0], next(it)
+        )
+        break
+    return None, data_batch
+
+
+def reducible_logs(strategy, logs):
+    """Step logs that Keras 3.15 can reduce across workers.
+
+    Under MultiWorkerMirroredStrategy Keras reduces step logs with
+    `reduce("MEAN", v, axis=0)`, which rejects scalars
+    (keras-team/keras#20585); a length-1 axis reduces to the scalar.
+
+    Args:
+        strategy: the model's `tf.distribute.Strategy`.
+        logs: dict of scalar tensors.
+
+    Returns:
+        The logs, each reshaped to `(1,)` under that strategy.
+    """
+    if not _is_multi_worker(strategy):
+        return logs
+    return {key: ops.reshape(value, (1,)) for key, value in logs.items()}
+
+
+def is_validation_pass(evaluate_kwargs):
+    """True when `fit` itself calls `evaluate` on its validation data.
+
+    Keras 3.15's `fit` calls `evaluate(..., _use_cached_eval_dataset=True)`
+    every epoch; a private keyword is the only sign of it. The Distiller
+    checks validation labels once in `fit`, not again every epoch.
+
+    Args:
+        evaluate_kwargs: dict. The extra keyword arguments `evaluate` got.
+
+    Returns:
+        bool.
+    """
+    return bool(evaluate_kwargs.get("_use_cached_eval_dataset"))
+
+
+def _is_multi_worker(strategy):
+    # Without TensorFlow imported there is no strategy to look for; the
+    # JAX backend runs where TensorFlow is not installed at all.
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    )

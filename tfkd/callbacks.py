@@ -53,6 +53,27 @@ class RaiseOnNaN(keras.callbacks.Callback):
             )
 
 
+def with_nan_guard(callbacks):
+    """`callbacks` as a list that holds a `RaiseOnNaN`, added if missing.
+
+    Args:
+        callbacks: None or a list of `keras.callbacks.Callback`.
+
+    Returns:
+        A new list.
+
+    Example:
+
+    ```python
+    model.fit(ds, callbacks=with_nan_guard([keras.callbacks.History()]))
+    ```
+    """
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, RaiseOnNaN) for c in callbacks):
+        callbacks.append(RaiseOnNaN())
+    return callbacks
+
+
 class _ScalarScheduler(keras.callbacks.Callback):
     """Sets one Distiller scalar at the start of every epoch."""
 
