@@ -1,5 +1,6 @@
 import math
 import os
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -142,7 +143,77 @@ class TestCountParamsAndModelBytes:
         assert evaluation.model_bytes(model) == 36
 
 
+def _item_user_model(structure, activation=None):
+    # score = item + 10 * user, with the inputs listed item first (not in
+    # sorted order).
+    item = keras.Input((1,), name="item")
+    user = keras.Input((1,), name="user")
+    score = keras.layers.Dense(
+        1,
+        activation=activation,
+        kernel_initializer=keras.initializers.Constant([[1.0], [10.0]]),
+        bias_initializer="zeros",
+    )(keras.layers.Concatenate()([item, user]))
+    inputs = [item, user]
+    if structure == "dict":
+        inputs = {"item": item, "user": user}
+    return keras.Model(inputs, score)
+
+
+def _item_user_dataset():
+    # By name: scores [3, 2, 11, 10], positives on top, AUC = 1. Matched
+    # by position, the dict model reads "a" as item and item as user:
+    # a + 10 * item = [39, 28, 17, 6], AUC = 0.
+    features = {
+        "a": np.array([[9.0], [8.0], [7.0], [6.0]], np.float32),
+        "item": np.array([[3.0], [2.0], [1.0], [0.0]], np.float32),
+        "user": np.array([[0.0], [0.0], [1.0], [1.0]], np.float32),
+        "zz": np.array([[5.0], [5.0], [5.0], [5.0]], np.float32),
+    }
+    labels = np.array([0, 0, 1, 1], np.float32)
+    return tf.data.Dataset.from_tensor_slices((features, labels)).batch(4)
+
+
 class TestEvaluateCtr:
+    @pytest.mark.parametrize("structure", ["list", "dict"])
+    def test_extra_columns_do_not_shift_inputs(self, structure):
+        metrics = evaluation.evaluate_ctr(
+            _item_user_model(structure), _item_user_dataset()
+        )
+        assert metrics["auc"] == 1.0
+
+    def test_missing_column_names_it(self):
+        dataset = _item_user_dataset().map(
+            lambda x, y: ({"item": x["item"]}, y)
+        )
+        with pytest.raises(ValueError, match="has no \\['user'\\]"):
+            evaluation.evaluate_ctr(_item_user_model("dict"), dataset)
+
+    def test_sigmoid_head_is_scored_as_probabilities(self):
+        model = _item_user_model("dict", activation="sigmoid")
+        metrics = evaluation.evaluate_ctr(model, _item_user_dataset())
+        # sigmoid([3, 2, 11, 10]) against labels [0, 0, 1, 1], computed
+        # once here; a second sigmoid would give a larger logloss.
+        probabilities = 1 / (1 + np.exp(-np.array([3.0, 2.0, 11.0, 10.0])))
+        assert metrics["logloss"] == pytest.approx(
+            evaluation.logloss([0, 0, 1, 1], probabilities), rel=1e-5
+        )
+
+    @pytest.mark.parametrize(
+        "activation,from_logits,fragment",
+        [("sigmoid", True, "apply the sigmoid twice"),
+         (None, False, "read them as probabilities")],
+        ids=["logits_on_sigmoid", "probabilities_on_logits"],
+    )
+    def test_refuses_from_logits_that_contradicts_head(
+        self, activation, from_logits, fragment
+    ):
+        model = _item_user_model("dict", activation=activation)
+        with pytest.raises(ValueError, match=fragment):
+            evaluation.evaluate_ctr(
+                model, _item_user_dataset(), from_logits=from_logits
+            )
+
     def test_matches_hand_computed_metrics(self):
         scores = np.array([[0.1], [0.4], [0.35], [0.8]], np.float32)
         labels = np.array([0, 0, 1, 1], np.float32)
@@ -168,6 +239,43 @@ class TestEvaluateRetrieval:
         )
         assert set(metrics) == {"hit_rate@5", "ndcg@5"}
         assert 0.0 <= metrics["ndcg@5"] <= metrics["hit_rate@5"] <= 1.0
+
+
+    def test_list_towers_match_dict_towers(self):
+        # The same layers, declared as a list in non-sorted order or as a
+        # dict: each tower must be fed its columns by name either way.
+        data = datasets.synthetic_movielens(task="retrieval")
+        spec = {f.name: f.vocabulary_size for f in data.spec.features}
+
+        def towers(structure):
+            result = {}
+            for tower, names in (("user_model", ["occupation", "user_id"]),
+                                 ("item_model", ["item_id"])):
+                inputs = [
+                    keras.Input((), dtype="int32", name=n) for n in names
+                ]
+                vectors = [layers[n](x) for n, x in zip(names, inputs)]
+                out = vectors[0] if len(vectors) == 1 else (
+                    keras.layers.Add()(vectors)
+                )
+                if structure == "dict":
+                    inputs = dict(zip(names, inputs))
+                result[tower] = keras.Model(inputs, out)
+            return types.SimpleNamespace(**result)
+
+        layers = {
+            name: keras.layers.Embedding(
+                spec[name], 4,
+                embeddings_initializer=keras.initializers.RandomNormal(
+                    seed=i
+                ),
+            )
+            for i, name in enumerate(["occupation", "user_id", "item_id"])
+        }
+        as_list = evaluation.evaluate_retrieval(towers("list"), data, k=5)
+        as_dict = evaluation.evaluate_retrieval(towers("dict"), data, k=5)
+        assert as_list == as_dict
+        assert 0.0 <= as_list["ndcg@5"] <= as_list["hit_rate@5"] <= 1.0
 
 
 class TestComparisonTable:

@@ -312,20 +312,25 @@ class TestToTflite:
         assert report.metric_before is None
         assert report.max_abs_diff <= PARITY_TOLERANCE[None]
 
-    def test_rejects_model_without_out_of_range_mapping(
-        self, data, tmp_path
-    ):
+    def test_maps_ids_of_plain_embeddings_itself(self, data, tmp_path):
+        # Regression (issue 11): a model whose Embeddings take the raw ids
+        # was refused, and with `id_inputs=[]` its file crashed LiteRT on
+        # the first unknown id. The exporter now maps them in the file.
         unmapped = build_tiny_recommender(map_out_of_range=False)
-        with pytest.raises(ValueError, match="out-of-range ids"):
-            _export(unmapped, data, tmp_path / "s.tflite", None)
-        assert os.listdir(tmp_path) == []
+        report = _export(unmapped, data, tmp_path / "s.tflite", None,
+                         validation_data=data["validation"])
+        assert report.unknown_ids["mapped_inputs"] == dict(
+            VOCABULARY_SIZES, genres=GENRE_VOCABULARY_SIZE
+        )
+        # Same weights: the file matches the unmapped Keras model.
+        assert report.max_abs_diff <= PARITY_TOLERANCE[None]
 
     def test_id_inputs_leaves_integer_counts_out_of_the_check(
         self, tmp_path
     ):
         # A count is not an id: -1 views scores differently from 0 views,
-        # and that is right. Only the inputs named in `id_inputs` must map
-        # out-of-range values to id 0.
+        # and that is right. An integer input that reaches no embedding is
+        # neither mapped nor checked.
         user_id, user = _id_input("user_id", 50, (), True)
         views = keras.Input(shape=(1,), dtype="int32", name="views")
         hidden = keras.layers.Concatenate()(
@@ -333,23 +338,40 @@ class TestToTflite:
         )
         model = keras.Model(
             {"user_id": user_id, "views": views},
-            keras.layers.Dense(1)(hidden),
+            keras.layers.Dense(
+                1, kernel_initializer="ones", bias_initializer="zeros"
+            )(hidden),
         )
-        with pytest.raises(ValueError, match="id_inputs"):
-            export.to_tflite(model, str(tmp_path / "a.tflite"),
-                             latency_runs=1)
-        report = export.to_tflite(
-            model, str(tmp_path / "b.tflite"), latency_runs=1,
-            id_inputs=["user_id"],
-        )
-        assert os.path.exists(report.path)
+        report = export.to_tflite(model, str(tmp_path / "a.tflite"),
+                                  latency_runs=1)
+        assert report.unknown_ids["checked_inputs"] == ["user_id"]
+        assert report.unknown_ids["mapped_inputs"] == {}
+        runner = export.LiteRTRunner(report.path)
+        zero = runner({"user_id": [0], "views": [[0]]})["output_0"]
+        minus = runner({"user_id": [0], "views": [[-1]]})["output_0"]
+        # Kernel of ones: the score moves by exactly the change in views.
+        np.testing.assert_allclose(minus - zero, [[-1.0]], atol=1e-6)
 
-    def test_id_inputs_still_checks_the_named_ids(self, data, tmp_path):
-        unmapped = build_tiny_recommender(map_out_of_range=False)
-        with pytest.raises(ValueError, match="id=-1"):
-            _export(unmapped, data, tmp_path / "s.tflite", None,
-                    id_inputs=["item_id"])
-        _export(unmapped, data, tmp_path / "s.tflite", None, id_inputs=[])
+    def test_id_inputs_still_checks_the_named_ids(self, tmp_path):
+        # abs() before the lookup: the exporter cannot map these ids (the
+        # Embedding is not fed the raw input), and abs(-1) = 1 != 0.
+        ids = keras.Input(shape=(), dtype="int32", name="item_id")
+        vectors = keras.layers.Embedding(
+            10, 2, embeddings_initializer=keras.initializers.RandomNormal(
+                seed=1
+            )
+        )(keras.ops.abs(ids))
+        model = keras.Model(
+            {"item_id": ids}, keras.layers.Dense(1)(vectors)
+        )
+        with pytest.raises(ValueError, match="item_id=-1 gives"):
+            export.to_tflite(model, str(tmp_path / "s.tflite"),
+                             latency_runs=1, id_inputs=["item_id"])
+        with pytest.raises(ValueError, match="could not map them"):
+            export.to_tflite(model, str(tmp_path / "s.tflite"),
+                             latency_runs=1)
+        export.to_tflite(model, str(tmp_path / "s.tflite"), latency_runs=1,
+                         id_inputs=[])
         assert os.path.exists(tmp_path / "s.tflite")
 
 

@@ -2,8 +2,11 @@
 
 import json
 import os
+import types
 
+import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from tfkd import datasets
@@ -167,3 +170,129 @@ class TestRecallAtK:
         assert recall_at_k(scores, ids, predicted, k=2, tie_atol=1e-5) == 1.0
         exact = np.array([[3.0, 2.0, 2.0]])
         assert recall_at_k(exact, ids, predicted, k=2) == 1.0
+
+
+NUM_ITEMS, NUM_USERS, AGES = 12, 9, 4
+
+
+def _hand_built_towers(item_initializer=None):
+    """Plain Embeddings; the user tower lists its inputs unsorted."""
+    user_id = keras.Input((), dtype="int32", name="user_id")
+    age = keras.Input((), dtype="int32", name="age_bucket")
+    user_vector = keras.layers.Add()([
+        keras.layers.Embedding(
+            NUM_USERS, 3,
+            embeddings_initializer=keras.initializers.RandomNormal(seed=1),
+        )(user_id),
+        keras.layers.Embedding(
+            AGES, 3,
+            embeddings_initializer=keras.initializers.RandomNormal(seed=2),
+        )(age),
+    ])
+    item_id = keras.Input((), dtype="int32", name="item_id")
+    item_vector = keras.layers.Embedding(
+        NUM_ITEMS, 3,
+        embeddings_initializer=item_initializer
+        or keras.initializers.RandomNormal(seed=3),
+    )(item_id)
+    return types.SimpleNamespace(
+        user_model=keras.Model([user_id, age], user_vector),
+        item_model=keras.Model({"item_id": item_id}, item_vector),
+    )
+
+
+def _items(ids):
+    ids = np.asarray(ids)
+    # A text column the towers do not read: it must not be converted.
+    return pd.DataFrame({"title": [f"item {i}" for i in ids],
+                         "item_id": ids})
+
+
+def _users():
+    return pd.DataFrame({
+        "name": [f"user {u}" for u in range(NUM_USERS)],
+        "age_bucket": np.arange(NUM_USERS) % AGES,
+        "user_id": np.arange(NUM_USERS),
+    })
+
+
+class TestHandBuiltTowers:
+    def test_exports_and_maps_unknown_user_ids(self, tmp_path):
+        towers = _hand_built_towers()
+        report = to_tflite_retrieval(
+            towers, _items(range(NUM_ITEMS)), tmp_path / "r.tflite", k=3,
+            users=_users(), latency_runs=1,
+        )
+        assert report.recall_at_k == 1.0
+        with open(report.sidecar_path) as f:
+            unknown = json.load(f)["unknown_ids"]
+        assert unknown["mapped_inputs"] == {
+            "age_bucket": AGES, "user_id": NUM_USERS
+        }
+        runner = LiteRTRunner(report.path)
+        known = runner({"user_id": [0], "age_bucket": [1]})
+        for bad in (-1, 2**31 - 1):
+            unknown_user = runner({"user_id": [bad], "age_bucket": [1]})
+            np.testing.assert_array_equal(
+                unknown_user[retrieval_export.IDS_OUTPUT],
+                known[retrieval_export.IDS_OUTPUT],
+            )
+
+    def test_duplicate_rows_are_listed_once(self, tmp_path):
+        towers = _hand_built_towers()
+        ids = list(range(NUM_ITEMS)) * 2
+        report = to_tflite_retrieval(
+            towers, _items(ids), tmp_path / "r.tflite", k=NUM_ITEMS,
+            users=_users(), latency_runs=1,
+        )
+        assert report.num_candidates == NUM_ITEMS
+        top = LiteRTRunner(report.path)(
+            {"user_id": np.arange(NUM_USERS),
+             "age_bucket": np.arange(NUM_USERS) % AGES}
+        )[retrieval_export.IDS_OUTPUT]
+        for row in top:
+            assert sorted(row.tolist()) == list(range(NUM_ITEMS))
+
+    def test_refuses_one_id_with_different_features(self, tmp_path):
+        items = pd.DataFrame({"item_id": [1, 2, 2], "release": [0, 3, 4]})
+        towers = _hand_built_towers()
+        item_id = keras.Input((), dtype="int32", name="item_id")
+        release = keras.Input((), dtype="int32", name="release")
+        towers.item_model = keras.Model(
+            [item_id, release],
+            keras.layers.Embedding(NUM_ITEMS, 3)(item_id)
+            + keras.layers.Embedding(5, 3)(release),
+        )
+        with pytest.raises(ValueError, match="different features"):
+            to_tflite_retrieval(towers, items, tmp_path / "r.tflite", k=1)
+        assert os.listdir(tmp_path) == []
+
+    def test_ties_never_repeat_an_item(self, tmp_path):
+        # Every item has the same embedding: all scores tie, and top-K
+        # must still return K different items.
+        towers = _hand_built_towers(keras.initializers.Constant(0.5))
+        report = to_tflite_retrieval(
+            towers, _items(range(NUM_ITEMS)), tmp_path / "r.tflite", k=5,
+            users=_users(), latency_runs=1,
+        )
+        top = LiteRTRunner(report.path)(
+            {"user_id": [3], "age_bucket": [2]}
+        )[retrieval_export.IDS_OUTPUT][0]
+        assert len(set(top.tolist())) == 5
+        assert report.recall_at_k == 1.0
+
+    def test_mixed_precision_towers(self, tmp_path):
+        # Towers trained under mixed_float16 compute in float16; LiteRT
+        # refuses float16 ADD, so the file is traced in float32.
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("mixed_float16")
+        try:
+            towers = _hand_built_towers()
+        finally:
+            keras.config.set_dtype_policy(previous)
+        report = to_tflite_retrieval(
+            towers, _items(range(NUM_ITEMS)), tmp_path / "r.tflite", k=3,
+            users=_users(), latency_runs=1,
+        )
+        assert report.recall_at_k == 1.0
+        assert report.max_score_abs_diff < 1e-2

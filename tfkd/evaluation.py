@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from tfkd import model_utils
 from tfkd.datasets.pipelines import features_from_frame
 
 # Keeps log(p) finite for predicted probabilities of exactly 0 or 1.
@@ -361,9 +362,11 @@ def evaluate_retrieval(model, data, split="test", k=10, num_negatives=100,
 
 def _tower_outputs(tower, frame, spec):
     """Runs a tower on the columns of `frame` that it takes as inputs."""
-    names = [tensor.name for tensor in tower.inputs]
-    features = features_from_frame(frame, spec, names)
-    return np.asarray(tower.predict(features, verbose=0))
+    features = features_from_frame(
+        frame, spec, model_utils.input_names(tower)
+    )
+    inputs = model_utils.select_inputs(tower, features, "tower")
+    return np.asarray(tower.predict(inputs, verbose=0))
 
 
 def count_params(model):
@@ -403,24 +406,60 @@ def model_bytes(model):
 
 
 def _predict(model, dataset):
+    """Labels and outputs; the model gets the inputs it declares, by name.
+
+    A dataset often carries more columns than a model takes (a student
+    reads fewer than its teacher); Keras would match such a dict to the
+    inputs by position, so they are selected by name first.
+    """
     labels, outputs = [], []
     for features, label in dataset:
-        outputs.append(np.asarray(model(features, training=False)))
+        inputs = model_utils.select_inputs(model, features, "model")
+        outputs.append(np.asarray(model(inputs, training=False)))
         labels.append(np.asarray(label))
     return np.concatenate(labels), np.concatenate(outputs).reshape(-1)
 
 
-def evaluate_ctr(model, dataset, from_logits=True):
+def _resolve_from_logits(model, from_logits):
+    activation = model_utils.probability_activation(model)
+    if from_logits is None:
+        return activation is None
+    if from_logits and activation:
+        raise ValueError(
+            f"The model's head applies a {activation}: it outputs "
+            "probabilities, and from_logits=True would apply the sigmoid "
+            "twice. Pass from_logits=False (or None to infer it). "
+            "Received: from_logits=True"
+        )
+    if not from_logits and not activation:
+        raise ValueError(
+            "The model outputs logits (its head applies no sigmoid or "
+            "softmax); from_logits=False would read them as "
+            "probabilities. Pass from_logits=True (or None to infer it). "
+            "Received: from_logits=False"
+        )
+    return from_logits
+
+
+def evaluate_ctr(model, dataset, from_logits=None):
     """AUC and logloss of a binary model on a `(features, label)` dataset.
 
     Args:
-        model: `keras.Model` returning `(batch, 1)` logits.
+        model: `keras.Model` returning `(batch, 1)` logits, or
+            probabilities from a sigmoid head.
         dataset: `tf.data.Dataset` of `(features, 0/1 label)` batches.
-        from_logits: bool. Whether the model outputs logits. Defaults to
-            `True` (the tfkd convention).
+            Columns the model does not take are ignored.
+        from_logits: bool or None. Whether the model outputs logits. None
+            infers it from the head
+            (`tfkd.model_utils.probability_activation`): a sigmoid or
+            softmax means probabilities. Defaults to `None`.
 
     Returns:
         dict with `"auc"` and `"logloss"`.
+
+    Raises:
+        ValueError: If `from_logits` contradicts the model's head, or the
+            data lacks an input the model declares.
 
     Example:
 
@@ -428,6 +467,7 @@ def evaluate_ctr(model, dataset, from_logits=True):
     evaluate_ctr(student, data.test)  # {"auc": 0.79, "logloss": 0.49}
     ```
     """
+    from_logits = _resolve_from_logits(model, from_logits)
     labels, outputs = _predict(model, dataset)
     return {
         "auc": auc(labels, outputs),
@@ -441,6 +481,7 @@ def evaluate_rating(model, dataset):
     Args:
         model: `keras.Model` returning `(batch, 1)` ratings.
         dataset: `tf.data.Dataset` of `(features, rating)` batches.
+            Columns the model does not take are ignored.
 
     Returns:
         dict with `"rmse"`.

@@ -169,7 +169,7 @@ def _activation_of_tensor(tensor):
     operation, inputs = _compat.producer(tensor)
     while operation is not None:
         found = _activation_of(operation)
-        if found or not _is_shape_only(operation) or len(inputs) != 1:
+        if found or not is_shape_only(operation) or len(inputs) != 1:
             return found
         operation, inputs = _compat.producer(inputs[0])
     return None
@@ -188,7 +188,15 @@ def _activation_of(operation):
     return name if name in PROBABILITY_ACTIVATIONS else None
 
 
-def _is_shape_only(operation):
+def is_shape_only(operation):
+    """Whether an operation only reshapes or casts its one input.
+
+    Args:
+        operation: a Keras layer or `keras.ops` operation.
+
+    Returns:
+        bool.
+    """
     return isinstance(operation, _SHAPE_ONLY_LAYERS) or (
         type(operation).__name__ in _SHAPE_ONLY_OPS
     )

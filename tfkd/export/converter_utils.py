@@ -26,15 +26,21 @@ index, so `strip_tensor_names` drops all but the signature's inputs and
 outputs.
 """
 
-import tempfile
+import contextlib
 import warnings
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.lite.tools import flatbuffer_utils
 
+from tfkd import _compat
+from tfkd.export import temp_files
+
 SIGNATURE_KEY = "serving_default"
 QUANTIZATION_MODES = (None, "dynamic", "float16", "int8")
+# The SavedModel step's folder in the temp dir; see `temp_files`.
+SAVED_MODEL_PREFIX = "tfkd_export_"
+LOW_PRECISION_DTYPES = ("float16", "bfloat16")
 
 
 def convert_keras_model(
@@ -53,8 +59,9 @@ def convert_keras_model(
     Returns:
         The `.tflite` model as bytes.
     """
-    with tempfile.TemporaryDirectory(prefix="tfkd_export_") as saved_dir:
-        model.export(saved_dir, format="tf_saved_model", verbose=False)
+    with temp_files.owned_temp_dir(SAVED_MODEL_PREFIX) as saved_dir:
+        with float32_compute(model):
+            model.export(saved_dir, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             saved_dir, signature_keys=[SIGNATURE_KEY]
         )
@@ -73,6 +80,48 @@ def convert_keras_model(
                 "ignore", message=".*tf.lite.Interpreter is deprecated"
             )
             return strip_tensor_names(converter.convert())
+
+
+@contextlib.contextmanager
+def float32_compute(model):
+    """Runs the mixed-precision layers of `model` in float32 meanwhile.
+
+    A student trained under a `mixed_float16` or `mixed_bfloat16` policy
+    keeps float32 variables but computes in 16 bits; the LiteRT converter
+    refuses its float16 ops ("'tf.MatMul' op is neither a custom op nor a
+    flex op", checked with TF 2.21). Tracing with float32 compute gives a
+    model that takes the same inputs and returns float32, on the same
+    weights.
+    Each layer's policy is put back on exit, even on an error.
+
+    Args:
+        model: `keras.Model`.
+
+    Yields:
+        None, with the policies switched.
+
+    Example:
+
+    ```python
+    with float32_compute(student):
+        student.export(saved_dir, format="tf_saved_model")
+    ```
+    """
+    changed = []
+    for layer in [model, *_compat.all_layers(model)]:
+        policy = layer.dtype_policy
+        if (
+            policy.compute_dtype in LOW_PRECISION_DTYPES
+            and policy.variable_dtype == "float32"
+            and policy.quantization_mode is None
+        ):
+            changed.append((layer, policy))
+            layer.dtype_policy = "float32"
+    try:
+        yield
+    finally:
+        for layer, policy in changed:
+            layer.dtype_policy = policy
 
 
 def strip_tensor_names(model_bytes):

@@ -20,6 +20,11 @@ class ExportReport:
         latency_us_p50: float. Median single-request (batch 1) LiteRT
             invoke time in microseconds, one thread, on this machine.
         sidecar_path: str. The JSON sidecar written beside the model.
+        output_kind: str. `"logit"`, `"probability"` or `"rating"`: what
+            the output is, as recorded in the sidecar.
+        unknown_ids: dict or None. How out-of-range ids score (`"as id
+            0"`), the inputs checked for it on LiteRT, and the inputs whose
+            ids the exporter maps, with their vocabulary sizes.
 
     Example:
 
@@ -38,6 +43,8 @@ class ExportReport:
     metric_after: float | None
     latency_us_p50: float
     sidecar_path: str
+    output_kind: str = "logit"
+    unknown_ids: dict | None = None
 
     def to_dict(self):
         """Returns the report as a JSON-serializable dict."""

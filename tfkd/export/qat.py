@@ -709,6 +709,7 @@ def _sidecar(runner, method, measured, sparsity, model_bytes, sha256):
     return {
         "format_version": SIDECAR_FORMAT_VERSION,
         "tfkd_version": tfkd_version(),
+        "task": "ranking",
         "signature_key": SIGNATURE_KEY,
         "inputs": tensor_entries(runner.input_details),
         "outputs": [

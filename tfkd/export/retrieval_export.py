@@ -12,23 +12,37 @@ the candidates in a variable set after construction; plain `tf.constant`
 captures make the freezing explicit, so they are used instead.
 """
 
-import dataclasses
 import datetime
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkd import model_utils
 from tfkd.export import atomic_write
+from tfkd.export import id_mapping
+from tfkd.export import litert_checks
+from tfkd.export import retrieval_inputs
+from tfkd.export import temp_files
 from tfkd.export.converter_utils import SIGNATURE_KEY
+from tfkd.export.converter_utils import float32_compute
 from tfkd.export.converter_utils import strip_tensor_names
 from tfkd.export.litert_runner import LiteRTRunner
+from tfkd.export.retrieval_report import RetrievalExportReport
+from tfkd.export.retrieval_report import RetrievalMismatchError
+from tfkd.export.retrieval_report import recall_at_k
 from tfkd.export.sidecar import SIDECAR_FORMAT_VERSION
 from tfkd.export.sidecar import sha256_of_file
 from tfkd.export.sidecar import tensor_entries
 from tfkd.export.sidecar import tfkd_version
-from tfkd.models import embedding_utils
+from tfkd.export.sidecar import unknown_ids_entry
+
+__all__ = [
+    "RetrievalExportReport",
+    "RetrievalMismatchError",
+    "recall_at_k",
+    "to_tflite_retrieval",
+]
 
 IDS_OUTPUT = "top_prediction_ids"
 SCORES_OUTPUT = "top_prediction_scores"
@@ -42,71 +56,6 @@ DEFAULT_MIN_RECALL = {None: 0.99, "float16": 0.95, "dynamic": 0.8}
 # correct K-th answer.
 TIE_ATOL = 1e-5
 DEFAULT_NUM_CHECK_USERS = 256
-
-
-@dataclasses.dataclass(frozen=True)
-class RetrievalExportReport:
-    """The result of one `to_tflite_retrieval` call.
-
-    Args:
-        path: str. The `.tflite` file written.
-        bytes: int. Its size.
-        quantization: str. `"none"`, `"dynamic"` or `"float16"`.
-        k: int. Items returned per user.
-        num_candidates: int. Items baked into the model.
-        num_users_checked: int. Users scored by both Keras and LiteRT.
-        recall_at_k: float. Mean over users of |Keras top-K ∩ LiteRT
-            top-K| / K, ties at rank K counted as found.
-        min_recall: float. The recall that was required.
-        max_score_abs_diff: float. Largest |LiteRT - Keras| top-K score,
-            rank by rank.
-        latency_us_p50: float. Median batch-1 invoke time (one thread).
-        sidecar_path: str. The JSON sidecar written beside the model.
-
-    Example:
-
-    ```python
-    report = to_tflite_retrieval(model, data.items, "export/ret.tflite")
-    print(report.to_dict())
-    ```
-    """
-
-    path: str
-    bytes: int
-    quantization: str
-    k: int
-    num_candidates: int
-    num_users_checked: int
-    recall_at_k: float
-    min_recall: float
-    max_score_abs_diff: float
-    latency_us_p50: float
-    sidecar_path: str
-
-    def to_dict(self):
-        """Returns the report as a JSON-serializable dict."""
-        return dataclasses.asdict(self)
-
-
-class RetrievalMismatchError(ValueError):
-    """LiteRT's top-K disagrees with the Keras model's; nothing written.
-
-    Args:
-        recall: float. The measured recall at K.
-        min_recall: float. The required recall.
-        quantization: str. The quantization mode tried.
-    """
-
-    def __init__(self, recall, min_recall, quantization):
-        self.recall = recall
-        self.min_recall = min_recall
-        self.quantization = quantization
-        super().__init__(
-            f"Expected the LiteRT top-K to recall >= {min_recall} of the "
-            f"Keras top-K. Received: recall_at_k={recall:.4f} "
-            f"(quantization={quantization!r}). Nothing was written. Pass a "
-            "lower `min_recall` to export anyway, or use less quantization."
-        )
 
 
 def to_tflite_retrieval(
@@ -130,19 +79,28 @@ def to_tflite_retrieval(
     top_prediction_ids = candidates[item_id_feature][j]
     ```
 
+    Each tower is fed, by name, the columns it declares; other columns are
+    ignored. Candidate rows that repeat an item id with the same features
+    are dropped, so no top-K lists an item twice (rows that give one id
+    different features are refused). As in `to_tflite`, a user tower's
+    plain `keras.layers.Embedding` lookups get the range mapping, so an
+    unknown user id scores like id 0.
+
     The file is written to a temporary path, loaded in the LiteRT
     interpreter and checked against the Keras towers on `users`: the
-    recall of the Keras top-K in the LiteRT top-K must reach `min_recall`.
-    Only then are the model and its JSON sidecar moved into place with
-    `os.replace`. The candidates are frozen into the file: new items need a
-    new export.
+    recall of the Keras top-K in the LiteRT top-K must reach `min_recall`,
+    every top-K must hold distinct ids, and out-of-range ids must give the
+    top-K of id 0. Only then are the model and its JSON sidecar moved into
+    place with `os.replace`, under the same lock as `to_tflite`. The
+    candidates are frozen into the file: new items need a new export.
 
     Args:
         model: a `tfkd.models.TwoTowerModel`, or any object with
             `user_model` and `item_model` Functional `keras.Model`s whose
             outputs are `(batch, d)` embeddings.
         candidates: pandas DataFrame (e.g. `data.items`) or dict of arrays
-            with the item tower's inputs, one row per candidate.
+            with the item tower's inputs and `item_id_feature`, one row
+            per candidate.
         path: str or os.PathLike. Destination ending in `.tflite`.
         k: int. Items returned per user, 1 <= k <= candidates. Defaults
             to `10`.
@@ -168,7 +126,8 @@ def to_tflite_retrieval(
         TypeError: If `model` lacks the towers or an argument has the
             wrong type.
         ValueError: If `k`, `quantization` or `min_recall` is out of range,
-            or a tower input is missing.
+            a tower input is missing, an item id has rows with different
+            features, or out-of-range user ids do not score like id 0.
         RetrievalMismatchError: If the recall is below `min_recall`.
 
     Example:
@@ -188,50 +147,56 @@ def to_tflite_retrieval(
     _validate_options(k, quantization, min_recall, latency_runs)
     if min_recall is None:
         min_recall = DEFAULT_MIN_RECALL[quantization]
-    items = _tower_features(candidates, item_model, "candidates")
-    if item_id_feature not in items:
-        raise ValueError(
-            f"Expected `candidates` to have the column {item_id_feature!r} "
-            f"(`item_id_feature`). Received: columns={sorted(items)}"
-        )
-    item_ids = np.asarray(items[item_id_feature]).astype(np.int32)
-    num_candidates = item_ids.shape[0]
-    if k > num_candidates:
-        raise ValueError(
-            f"Expected `k` <= the number of candidates ({num_candidates}). "
-            f"Received: k={k}"
-        )
-    item_embeddings = np.asarray(
-        item_model(_inputs_of(items, item_model), training=False),
-        dtype=np.float32,
+    items = retrieval_inputs.candidate_table(
+        candidates, item_model, item_id_feature, k
     )
+    export_user_model, mapped = id_mapping.map_unknown_ids(user_model)
     if users is None:
-        check_users = _random_users(user_model, DEFAULT_NUM_CHECK_USERS)
+        users = retrieval_inputs.random_users(
+            user_model, DEFAULT_NUM_CHECK_USERS, mapped
+        )
     else:
-        check_users = _tower_features(users, user_model, "users")
+        users = retrieval_inputs.tower_features(users, user_model, "users")
+    checks = {
+        "item_embeddings": _embed(item_model, items, "item tower"),
+        "item_ids": items[item_id_feature],
+        "k": k,
+        "users": users,
+        "latency_runs": latency_runs,
+        "min_recall": float(min_recall),
+        "quantization": quantization or "none",
+        "feature_spec": _spec_dict(feature_spec),
+        "mapped": mapped,
+        "unknown_ids": unknown_ids_entry(
+            set(id_mapping.lookup_input_names(user_model)) | set(mapped),
+            mapped,
+        ),
+    }
     model_bytes = _convert(
-        user_model, item_embeddings, item_ids, k, quantization
+        export_user_model, checks["item_embeddings"], checks["item_ids"], k,
+        quantization,
     )
-    quantization_name = quantization or "none"
+    return _write_checked(path, model_bytes, user_model, checks)
+
+
+def _write_checked(path, model_bytes, user_model, checks):
+    """Verifies the file on LiteRT, then writes it and its sidecar."""
     measured = {}
 
     def verify(temp_path):
         runner = LiteRTRunner(temp_path)
-        measured.update(
-            _verify(runner, user_model, item_embeddings, item_ids, k,
-                    check_users, latency_runs)
+        litert_checks.check_unknown_ids(
+            runner, checks["unknown_ids"]["checked_inputs"], checks["mapped"]
         )
-        if measured["recall_at_k"] < min_recall:
+        measured.update(_verify(runner, user_model, checks))
+        if measured["recall_at_k"] < checks["min_recall"]:
             raise RetrievalMismatchError(
-                measured["recall_at_k"], min_recall, quantization_name
+                measured["recall_at_k"], checks["min_recall"],
+                checks["quantization"],
             )
         return _sidecar(
-            runner,
-            k=k,
-            num_candidates=num_candidates,
-            quantization=quantization_name,
-            metrics=dict(measured, min_recall=min_recall),
-            feature_spec=_spec_dict(feature_spec),
+            runner, checks,
+            metrics=dict(measured, min_recall=checks["min_recall"]),
             model_bytes=len(model_bytes),
             sha256=sha256_of_file(temp_path),
         )
@@ -240,16 +205,21 @@ def to_tflite_retrieval(
     return RetrievalExportReport(
         path=path,
         bytes=len(model_bytes),
-        quantization=quantization_name,
-        k=k,
-        num_candidates=num_candidates,
+        quantization=checks["quantization"],
+        k=checks["k"],
+        num_candidates=int(checks["item_ids"].shape[0]),
         num_users_checked=measured["num_users_checked"],
         recall_at_k=measured["recall_at_k"],
-        min_recall=float(min_recall),
+        min_recall=checks["min_recall"],
         max_score_abs_diff=measured["max_score_abs_diff"],
         latency_us_p50=measured["latency_us_p50"],
         sidecar_path=side_path,
     )
+
+
+def _embed(tower, features, role):
+    inputs = model_utils.select_inputs(tower, features, role)
+    return np.asarray(tower(inputs, training=False), dtype=np.float32)
 
 
 def _towers(model):
@@ -290,62 +260,18 @@ def _validate_options(k, quantization, min_recall, latency_runs):
         )
 
 
-def _tower_features(table, tower, argument):
-    """Returns `{input name: int32 array}` for a tower from a frame/dict."""
-    if hasattr(table, "columns"):
-        columns = {name: table[name].to_numpy() for name in table.columns}
-    elif isinstance(table, dict):
-        columns = dict(table)
-    else:
-        raise TypeError(
-            f"Expected `{argument}` to be a pandas DataFrame or a dict of "
-            f"arrays. Received: {argument} of type {type(table).__name__}"
-        )
-    names = [t.name for t in tower.inputs]
-    missing = sorted(set(names) - set(columns))
-    if missing:
-        raise ValueError(
-            f"Expected `{argument}` to hold the {tower.name} inputs "
-            f"{sorted(names)}. Received: missing={missing}"
-        )
-    features = {}
-    for name, values in columns.items():
-        values = np.asarray(values)
-        if values.dtype == object:
-            # A list feature's cells (genres) are arrays in a frame.
-            values = np.stack(values)
-        features[name] = values.astype(np.int32)
-    return features
-
-
-def _inputs_of(features, tower):
-    return {t.name: features[t.name] for t in tower.inputs}
-
-
-def _random_users(user_model, count):
-    rng = np.random.default_rng(0)
-    # Without a known vocabulary, id 0 (unknown) is the only valid id.
-    vocabularies = embedding_utils.vocabulary_sizes(user_model)
-    users = {}
-    for tensor in user_model.inputs:
-        vocabulary = vocabularies.get(tensor.name, 1)
-        shape = (count,) + tuple(tensor.shape[1:])
-        users[tensor.name] = rng.integers(0, vocabulary, shape, np.int32)
-    return users
-
-
 def _convert(user_model, item_embeddings, item_ids, k, quantization):
     embeddings = tf.constant(item_embeddings)
     ids = tf.constant(item_ids)
     specs = {
-        t.name: tf.TensorSpec(
-            (None,) + tuple(t.shape[1:]), tf.int32, name=t.name
-        )
-        for t in user_model.inputs
+        name: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=name)
+        for name, t in zip(model_utils.input_names(user_model),
+                           retrieval_inputs.declared_tensors(user_model))
     }
 
     def serve(features):
-        users = user_model(features, training=False)
+        inputs = model_utils.select_inputs(user_model, features, "user tower")
+        users = tf.cast(user_model(inputs, training=False), tf.float32)
         scores = tf.matmul(users, embeddings, transpose_b=True)
         top_scores, top_rows = tf.math.top_k(scores, k=k)
         return {
@@ -358,9 +284,14 @@ def _convert(user_model, item_embeddings, item_ids, k, quantization):
     # LiteRT leaves uninitialised (NaN scores).
     archive = keras.export.ExportArchive()
     archive.track(user_model)
-    archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=[specs])
-    with tempfile.TemporaryDirectory(prefix="tfkd_retrieval_") as saved_dir:
-        archive.write_out(saved_dir, verbose=False)
+    with temp_files.owned_temp_dir("tfkd_retrieval_") as saved_dir:
+        # The endpoint is traced when written out, so both run with the
+        # mixed-precision layers computing in float32.
+        with float32_compute(user_model):
+            archive.add_endpoint(
+                SIGNATURE_KEY, serve, input_signature=[specs]
+            )
+            archive.write_out(saved_dir, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             saved_dir, signature_keys=[SIGNATURE_KEY]
         )
@@ -374,82 +305,43 @@ def _convert(user_model, item_embeddings, item_ids, k, quantization):
         return strip_tensor_names(converter.convert())
 
 
-def _verify(runner, user_model, item_embeddings, item_ids, k, users,
-            latency_runs):
+def _verify(runner, user_model, checks):
+    item_embeddings, item_ids = checks["item_embeddings"], checks["item_ids"]
+    k, users = checks["k"], checks["users"]
     expected = {IDS_OUTPUT, SCORES_OUTPUT}
     if set(runner.output_names) != expected:
         raise ValueError(
             f"Expected outputs {sorted(expected)}. "
             f"Received: outputs={runner.output_names}"
         )
-    user_inputs = _inputs_of(users, user_model)
-    user_embeddings = np.asarray(
-        user_model(user_inputs, training=False), dtype=np.float32
-    )
+    user_embeddings = _embed(user_model, users, "user tower")
     keras_scores = user_embeddings @ item_embeddings.T
-    lite = runner(user_inputs)
+    lite = runner({name: users[name] for name in runner.input_names})
+    repeated = [
+        row for row, ids in enumerate(lite[IDS_OUTPUT])
+        if len(set(ids.tolist())) != len(ids)
+    ]
+    if repeated:
+        raise ValueError(
+            "Expected distinct item ids in every LiteRT top-K. Received: "
+            f"repeats for {len(repeated)} users, first "
+            f"{lite[IDS_OUTPUT][repeated[0]].tolist()}"
+        )
     recall = recall_at_k(
         keras_scores, item_ids, lite[IDS_OUTPUT], k, tie_atol=TIE_ATOL
     )
     keras_top = -np.sort(-keras_scores, axis=1)[:, :k]
-    first = {name: values[:1] for name, values in user_inputs.items()}
+    first = {name: users[name][:1] for name in runner.input_names}
     return {
         "num_users_checked": int(keras_scores.shape[0]),
         "recall_at_k": recall,
         "max_score_abs_diff": float(
             np.max(np.abs(keras_top - lite[SCORES_OUTPUT]))
         ),
-        "latency_us_p50": runner.latency_us_p50(first, latency_runs),
+        "latency_us_p50": runner.latency_us_p50(
+            first, checks["latency_runs"]
+        ),
     }
-
-
-def recall_at_k(reference_scores, item_ids, predicted_ids, k, tie_atol=0.0):
-    """Mean share of the reference top-K found in the predicted top-K.
-
-    ```
-    recall = mean_u |top_k(reference_u) ∩ predicted_u| / k
-    ```
-
-    A reference item whose score is within `tie_atol` of the K-th best
-    reference score counts as found if any item tied with it was
-    predicted: which of tied items makes the cut is arbitrary.
-
-    Args:
-        reference_scores: array `(users, candidates)`. The Keras scores.
-        item_ids: array `(candidates,)`. The id of each candidate column.
-        predicted_ids: array `(users, >= k)`. LiteRT's top ids, best first.
-        k: int. Cut-off.
-        tie_atol: float. Score tolerance that makes two items a tie.
-            Defaults to `0.0`.
-
-    Returns:
-        The mean recall as a float in [0, 1].
-
-    Example:
-
-    >>> recall_at_k(np.array([[3.0, 2.0, 1.0]]), np.array([7, 8, 9]),
-    ...             np.array([[7, 9]]), k=2)
-    0.5
-    """
-    reference_scores = np.asarray(reference_scores, dtype=np.float64)
-    item_ids = np.asarray(item_ids)
-    predicted_ids = np.asarray(predicted_ids)[:, :k]
-    order = np.argsort(-reference_scores, axis=1, kind="stable")[:, :k]
-    recalls = []
-    for row, predicted in enumerate(predicted_ids):
-        scores = reference_scores[row]
-        kth = scores[order[row, -1]]
-        predicted = set(predicted.tolist())
-        tied = set(item_ids[np.abs(scores - kth) <= tie_atol].tolist())
-        found = 0
-        for column in order[row]:
-            item = item_ids[column]
-            if item in predicted:
-                found += 1
-            elif abs(scores[column] - kth) <= tie_atol and tied & predicted:
-                found += 1
-        recalls.append(found / k)
-    return float(np.mean(recalls))
 
 
 def _spec_dict(feature_spec):
@@ -465,8 +357,8 @@ def _spec_dict(feature_spec):
     )
 
 
-def _sidecar(runner, k, num_candidates, quantization, metrics, feature_spec,
-             model_bytes, sha256):
+def _sidecar(runner, checks, metrics, model_bytes, sha256):
+    k = checks["k"]
     meanings = {
         IDS_OUTPUT: (
             f"the {k} best item ids for each user, best first (ids as in "
@@ -487,10 +379,11 @@ def _sidecar(runner, k, num_candidates, quantization, metrics, feature_spec,
             dict(entry, meaning=meanings[entry["name"]])
             for entry in tensor_entries(runner.output_details)
         ],
+        "unknown_ids": checks["unknown_ids"],
         "k": k,
-        "num_candidates": num_candidates,
-        "feature_spec": feature_spec,
-        "quantization": quantization,
+        "num_candidates": int(checks["item_ids"].shape[0]),
+        "feature_spec": checks["feature_spec"],
+        "quantization": checks["quantization"],
         "metrics": metrics,
         "bytes": model_bytes,
         "sha256": sha256,

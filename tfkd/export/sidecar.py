@@ -14,9 +14,17 @@ OUTPUT_MEANINGS = {
         "logit: apply sigmoid, probability = 1 / (1 + exp(-logit)), to get "
         "the probability of a positive interaction"
     ),
-    "probability": "probability of a positive interaction, in [0, 1]",
+    "probability": (
+        "probability of a positive interaction, in [0, 1] (the model "
+        "applies the sigmoid: use it as is)"
+    ),
     "rating": "predicted rating, on the scale of the training labels",
 }
+SOFTMAX_MEANING = (
+    "probabilities over the last axis, each in [0, 1] and summing to 1 (the "
+    "model applies the softmax: use them as is)"
+)
+UNKNOWN_ID_SCORE = "as id 0"
 
 
 def sidecar_path(model_path):
@@ -52,6 +60,45 @@ def tfkd_version():
         return "0+unknown"
 
 
+def unknown_ids_entry(checked_inputs, mapped_inputs):
+    """The sidecar's `unknown_ids`: how out-of-range ids are scored.
+
+    Args:
+        checked_inputs: iterable of str. Inputs whose ids -1 and 2**31 - 1
+            were checked on LiteRT to score like id 0.
+        mapped_inputs: dict of input name to vocabulary size, for the
+            inputs whose ids the exporter maps inside the file.
+
+    Returns:
+        A JSON-ready dict.
+
+    Example:
+
+    ```python
+    unknown_ids_entry(["item_id"], {"item_id": 200})
+    # {"scored": "as id 0", "checked_inputs": ["item_id"],
+    #  "mapped_inputs": {"item_id": 200}}
+    ```
+    """
+    return {
+        "scored": UNKNOWN_ID_SCORE,
+        "checked_inputs": sorted(checked_inputs),
+        "mapped_inputs": dict(sorted(mapped_inputs.items())),
+    }
+
+
+def output_entries(runner, output_kind, activation=None):
+    """The sidecar's `outputs`: each tensor with its kind and meaning."""
+    meaning = OUTPUT_MEANINGS[output_kind]
+    if output_kind == "probability" and activation == "softmax":
+        meaning = SOFTMAX_MEANING
+    extra = {"activation": activation} if output_kind == "probability" else {}
+    return [
+        dict(entry, kind=output_kind, meaning=meaning, **extra)
+        for entry in tensor_entries(runner.output_details)
+    ]
+
+
 def build_sidecar(
     runner,
     signature_key,
@@ -61,6 +108,8 @@ def build_sidecar(
     metrics,
     model_bytes,
     sha256,
+    activation=None,
+    unknown_ids=None,
 ):
     """Builds the sidecar dict from the converted model's signature.
 
@@ -77,6 +126,10 @@ def build_sidecar(
         metrics: dict. What was measured at export.
         model_bytes: int. Size of the `.tflite` file.
         sha256: str. Hex digest of the `.tflite` file.
+        activation: str or None. `"sigmoid"` or `"softmax"` for a
+            probability output. Defaults to `None`.
+        unknown_ids: dict or None. From `unknown_ids_entry`. Defaults to
+            `None`.
 
     Returns:
         A JSON-serializable dict.
@@ -84,12 +137,11 @@ def build_sidecar(
     return {
         "format_version": SIDECAR_FORMAT_VERSION,
         "tfkd_version": tfkd_version(),
+        "task": "ranking",
         "signature_key": signature_key,
         "inputs": tensor_entries(runner.input_details),
-        "outputs": [
-            dict(entry, kind=output_kind, meaning=OUTPUT_MEANINGS[output_kind])
-            for entry in tensor_entries(runner.output_details)
-        ],
+        "outputs": output_entries(runner, output_kind, activation),
+        "unknown_ids": unknown_ids,
         "feature_spec": feature_spec,
         "quantization": quantization,
         "metrics": metrics,

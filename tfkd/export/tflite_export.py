@@ -1,30 +1,19 @@
 """`to_tflite`: convert, verify on LiteRT, and write atomically."""
 
-import json
-import warnings
-
-import keras
 import numpy as np
-import tensorflow as tf
 
 from tfkd import evaluation
 from tfkd.export import atomic_write
-from tfkd.export.converter_utils import QUANTIZATION_MODES
+from tfkd.export import export_options
+from tfkd.export import id_mapping
+from tfkd.export import litert_checks
 from tfkd.export.converter_utils import SIGNATURE_KEY
 from tfkd.export.converter_utils import convert_keras_model
 from tfkd.export.export_report import ExportReport
 from tfkd.export.litert_runner import LiteRTRunner
-from tfkd.export.metric_drop_error import MetricDropError
 from tfkd.export.sidecar import build_sidecar
 from tfkd.export.sidecar import sha256_of_file
-
-OUTPUT_KINDS = ("logit", "probability", "rating")
-METRICS = ("auto", "auc", "rmse", None)
-# Ids no vocabulary contains: the model must treat them as id 0.
-OUT_OF_RANGE_IDS = (-1, np.iinfo(np.int32).max)
-# Out-of-range and id-0 requests take the same path after the id mapping,
-# so any difference beyond float noise means the mapping is missing.
-OUT_OF_RANGE_ATOL = 1e-6
+from tfkd.export.sidecar import unknown_ids_entry
 
 
 def to_tflite(
@@ -36,7 +25,7 @@ def to_tflite(
     metric="auto",
     max_metric_drop=0.005,
     allow_metric_drop=False,
-    output_kind="logit",
+    output_kind=None,
     feature_spec=None,
     num_calibration_batches=200,
     latency_runs=200,
@@ -44,16 +33,25 @@ def to_tflite(
 ):
     """Exports a Keras recommender to LiteRT, checked against Keras.
 
+    Before conversion, every `keras.layers.Embedding` whose ids come
+    straight from an integer input (or through reshapes and casts) gets
+    the range mapping of `tfkd.models.safe_ids`, on the same weights, so
+    an unknown id scores like id 0 instead of crashing the interpreter; a
+    model that maps its ids itself (as `tfkd.models` do) is converted
+    unchanged. Under a `mixed_float16`/`mixed_bfloat16` policy the file
+    computes in float32.
+
     The model is converted to a temporary file beside `path`, loaded in the
-    LiteRT interpreter and compared with the Keras model: outputs on
-    `validation_data` (max |Δ|), the metric before and after, out-of-range
-    ids (-1 and 2**31 - 1 in every `id_inputs` feature must score like id
-    0) and single-request latency.
+    LiteRT interpreter and compared with the Keras model as the user built
+    it: outputs on `validation_data` (max |Δ|), the metric before and
+    after, out-of-range ids (-1 and 2**31 - 1 in each id input must score
+    like id 0) and single-request latency. Every model is fed, by name,
+    exactly the inputs it declares; other columns are ignored.
     Only then are the model and its JSON sidecar (`path` with a `.json`
-    suffix) moved into place with `os.replace`. A refusal or a crash leaves
-    any previous files untouched and no temporary files behind. The model
-    is replaced before the sidecar; if the process dies between the two
-    renames, the old sidecar's `sha256` no longer matches the model.
+    suffix) moved into place with `os.replace`, under a lock on
+    `<path>.lock` so that concurrent exports to one path take turns. A
+    refusal or a crash leaves any previous files untouched and no
+    temporary files behind; files get the user's umask.
 
     The metric compares the Keras model with the LiteRT model on the same
     data:
@@ -65,8 +63,9 @@ def to_tflite(
     ```
 
     Args:
-        model: `keras.Model`. A Functional model with one named input per
-            feature (int32 ids) and one output.
+        model: `keras.Model`. A Functional or Sequential model with one
+            named input per feature and one output. Not a
+            `tfkd.Distiller`: export its `student`.
         path: str or os.PathLike. Destination, ending in `.tflite`; its
             directory must exist.
         quantization: None (float32), `"dynamic"` (int8 weights, float
@@ -88,8 +87,11 @@ def to_tflite(
             increase. Defaults to `0.005`.
         allow_metric_drop: bool. Write the file even when the metric drops
             more than `max_metric_drop`. Defaults to `False`.
-        output_kind: `"logit"`, `"probability"` or `"rating"`. What the
-            output means; recorded in the sidecar. Defaults to `"logit"`.
+        output_kind: None, `"logit"`, `"probability"` or `"rating"`. What
+            the output means; recorded in the sidecar. None infers it:
+            `"probability"` when the head applies a sigmoid or softmax
+            (`tfkd.model_utils.probability_activation`), else `"logit"`.
+            Defaults to `None`.
         feature_spec: a dict, an object with `to_dict()`, or None. Names,
             vocabulary sizes and lengths, copied into the sidecar.
             Defaults to `None`.
@@ -97,19 +99,21 @@ def to_tflite(
             `representative_data` used to calibrate `"int8"`. Defaults to
             `200`.
         latency_runs: int >= 1. Timed batch-1 invokes. Defaults to `200`.
-        id_inputs: list of str, or None. The inputs that carry ids and must
-            map out-of-range values to id 0. Integer inputs that are not
-            ids (counts, buckets computed by the app) are left out of the
-            check by naming the others here; `[]` skips it. Defaults to
-            `None`: every integer input.
+        id_inputs: list of str, or None. The inputs that carry ids, whose
+            out-of-range values must score like id 0 on LiteRT. The inputs
+            the exporter maps are always checked too. Defaults to `None`:
+            every integer input from which an embedding lookup is reached
+            (a count or bucket that reaches none is left alone).
 
     Returns:
         An `ExportReport`.
 
     Raises:
-        TypeError: If an argument has the wrong type.
-        ValueError: If an argument has a wrong value, or the model does
-            not map out-of-range ids to id 0.
+        TypeError: If an argument has the wrong type, or `model` is a
+            Distiller.
+        ValueError: If an argument has a wrong value, `output_kind`
+            contradicts the model's head, the data lacks a model input, or
+            out-of-range ids do not score like id 0.
         FileNotFoundError: If the directory of `path` does not exist.
         MetricDropError: If the metric drops more than `max_metric_drop`
             and `allow_metric_drop` is False.
@@ -128,38 +132,67 @@ def to_tflite(
     ```
     """
     path = atomic_write.validate_model_path(path)
-    _validate_options(
+    options = _checked_options(
         model,
         quantization,
         representative_data,
         validation_data,
-        output_kind,
-        max_metric_drop,
-        allow_metric_drop,
-        num_calibration_batches,
-        latency_runs,
+        {
+            "metric": metric,
+            "output_kind": output_kind,
+            "id_inputs": id_inputs,
+            "max_metric_drop": max_metric_drop,
+            "allow_metric_drop": allow_metric_drop,
+            "num_calibration_batches": num_calibration_batches,
+            "latency_runs": latency_runs,
+        },
     )
-    id_inputs = _validate_id_inputs(model, id_inputs)
-    metric = _resolve_metric(metric, output_kind, validation_data)
-    spec = _normalize_feature_spec(feature_spec)
-    batches = _collect_batches(validation_data)
+    options["feature_spec"] = export_options.normalize_feature_spec(
+        feature_spec
+    )
+    batches = export_options.collect_batches(validation_data)
+    export_model, mapped = id_mapping.map_unknown_ids(model)
+    id_inputs = options.pop("id_inputs")
+    if id_inputs is None:
+        id_inputs = id_mapping.lookup_input_names(model)
+    options["unknown_ids"] = unknown_ids_entry(
+        set(id_inputs) | set(mapped), mapped
+    )
     model_bytes = convert_keras_model(
-        model, quantization, representative_data, num_calibration_batches
+        export_model, quantization, representative_data,
+        num_calibration_batches,
     )
-    return _write_verified(
-        model,
-        path,
-        model_bytes,
-        batches,
-        metric=metric,
-        quantization=quantization or "none",
-        max_metric_drop=max_metric_drop,
-        allow_metric_drop=allow_metric_drop,
-        output_kind=output_kind,
-        feature_spec=spec,
-        latency_runs=latency_runs,
-        id_inputs=id_inputs,
+    return _write_verified(model, path, model_bytes, batches, **options)
+
+
+def _checked_options(model, quantization, representative_data,
+                     validation_data, options):
+    """Validates the arguments; returns the resolved options."""
+    export_options.validate_options(
+        model, quantization, representative_data, validation_data, options
     )
+    output_kind, activation = export_options.resolve_output_kind(
+        model, options["output_kind"]
+    )
+    for argument, data in (
+        ("representative_data", representative_data),
+        ("validation_data", validation_data),
+    ):
+        export_options.check_inputs_present(model, data, argument)
+    return {
+        "metric": export_options.resolve_metric(
+            options["metric"], output_kind, validation_data
+        ),
+        "quantization": quantization or "none",
+        "max_metric_drop": options["max_metric_drop"],
+        "allow_metric_drop": options["allow_metric_drop"],
+        "output_kind": output_kind,
+        "activation": activation,
+        "latency_runs": options["latency_runs"],
+        "id_inputs": export_options.validate_id_inputs(
+            model, options["id_inputs"]
+        ),
+    }
 
 
 def _write_verified(model, path, model_bytes, batches, **options):
@@ -167,19 +200,24 @@ def _write_verified(model, path, model_bytes, batches, **options):
 
     def verify(temp_model):
         runner = LiteRTRunner(temp_model)
-        measured.update(
-            _verify(runner, model, batches, options)
+        measured.update(_verify(runner, model, batches, options))
+        litert_checks.check_metric_drop(
+            measured,
+            options["max_metric_drop"],
+            options["allow_metric_drop"],
+            options["quantization"],
         )
-        _check_metric_drop(measured, options)
         return build_sidecar(
             runner,
             signature_key=SIGNATURE_KEY,
             output_kind=options["output_kind"],
+            activation=options["activation"],
             feature_spec=options["feature_spec"],
             quantization=options["quantization"],
             metrics=measured,
             model_bytes=len(model_bytes),
             sha256=sha256_of_file(temp_model),
+            unknown_ids=options["unknown_ids"],
         )
 
     _, side_path = atomic_write.write_verified(path, model_bytes, verify)
@@ -193,6 +231,8 @@ def _write_verified(model, path, model_bytes, batches, **options):
         metric_after=measured["metric_after"],
         latency_us_p50=measured["latency_us_p50"],
         sidecar_path=side_path,
+        output_kind=options["output_kind"],
+        unknown_ids=options["unknown_ids"],
     )
 
 
@@ -204,10 +244,16 @@ def _verify(runner, model, batches, options):
             "Expected a model with one output. "
             f"Received: outputs={runner.output_names}"
         )
-    _check_out_of_range_ids(runner, options["id_inputs"])
+    unknown_ids = options["unknown_ids"]
+    litert_checks.check_unknown_ids(
+        runner, unknown_ids["checked_inputs"], unknown_ids["mapped_inputs"]
+    )
     if not batches:
-        batches = [(_id_zero_features(runner, batch_size=1), None)]
-    keras_out, lite_out, labels = _predict_both(runner, model, batches)
+        zeros = litert_checks.id_zero_features(runner, batch_size=1)
+        batches = [(zeros, None)]
+    keras_out, lite_out, labels = litert_checks.predict_both(
+        runner, model, batches
+    )
     result = {
         "max_abs_diff": float(np.max(np.abs(keras_out - lite_out))),
         "metric": metric,
@@ -215,265 +261,11 @@ def _verify(runner, model, batches, options):
         "metric_after": None,
     }
     if metric is not None:
+        # AUC ranks and RMSE compares raw outputs: neither applies a
+        # sigmoid, so logits and probabilities are both scored as given.
         metric_fn = getattr(evaluation, metric)
         result["metric_before"] = metric_fn(labels, keras_out)
         result["metric_after"] = metric_fn(labels, lite_out)
     first = {name: batches[0][0][name][:1] for name in runner.input_names}
     result["latency_us_p50"] = runner.latency_us_p50(first, latency_runs)
     return result
-
-
-def _predict_both(runner, model, batches):
-    output_name = runner.output_names[0]
-    keras_out, lite_out, labels = [], [], []
-    for features, batch_labels in batches:
-        missing = sorted(set(runner.input_names) - set(features))
-        if missing:
-            raise ValueError(
-                f"`validation_data` lacks model inputs {missing}. "
-                f"Received: features={sorted(features)}"
-            )
-        features = {name: features[name] for name in runner.input_names}
-        keras_out.append(np.asarray(model(features, training=False)))
-        lite_out.append(runner(features)[output_name])
-        if batch_labels is not None:
-            labels.append(np.asarray(batch_labels).reshape(-1))
-    labels = np.concatenate(labels) if labels else None
-    return np.concatenate(keras_out), np.concatenate(lite_out), labels
-
-
-def _check_out_of_range_ids(runner, id_inputs):
-    if not id_inputs:
-        return
-    output_name = runner.output_names[0]
-    reference = runner(_id_zero_features(runner, 1))[output_name]
-    for bad_id in OUT_OF_RANGE_IDS:
-        features = {
-            name: np.full_like(array, bad_id) if name in id_inputs else array
-            for name, array in _id_zero_features(runner, 1).items()
-        }
-        try:
-            scores = runner(features)[output_name]
-        except RuntimeError as e:
-            raise ValueError(_out_of_range_message(bad_id, str(e))) from e
-        if not np.allclose(scores, reference, atol=OUT_OF_RANGE_ATOL):
-            detail = f"scores {scores.ravel()} != {reference.ravel()}"
-            raise ValueError(_out_of_range_message(bad_id, detail))
-
-
-def _out_of_range_message(bad_id, detail):
-    return (
-        "Expected the model to map out-of-range ids (< 0 or >= vocabulary "
-        "size) to id 0 before each embedding lookup (as "
-        "tfkd.models.FeatureEmbedding does), "
-        "so an app can send any id. If some integer inputs are not ids, "
-        "name the ones that are in `id_inputs=[...]`. Received: "
-        f"id={bad_id} gives {detail}"
-    )
-
-
-def _id_zero_features(runner, batch_size):
-    features = {}
-    for name, details in runner.input_details.items():
-        shape = [batch_size] + [int(d) for d in details["shape"][1:]]
-        features[name] = np.zeros(shape, dtype=details["dtype"])
-    return features
-
-
-def _check_metric_drop(measured, options):
-    metric = measured["metric"]
-    if metric is None:
-        return
-    before, after = measured["metric_before"], measured["metric_after"]
-    drop = before - after if metric == "auc" else after - before
-    if drop > options["max_metric_drop"] and not options["allow_metric_drop"]:
-        raise MetricDropError(
-            metric,
-            before,
-            after,
-            drop,
-            options["max_metric_drop"],
-            options["quantization"],
-        )
-
-
-def _validate_options(
-    model,
-    quantization,
-    representative_data,
-    validation_data,
-    output_kind,
-    max_metric_drop,
-    allow_metric_drop,
-    num_calibration_batches,
-    latency_runs,
-):
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Expected `model` to be a keras.Model. "
-            f"Received: model of type {type(model).__name__}"
-        )
-    if len(model.outputs or []) != 1:
-        raise ValueError(
-            "Expected a model with exactly one output. "
-            f"Received: outputs={model.outputs}"
-        )
-    _validate_quantization(quantization, representative_data)
-    for name, data in (
-        ("representative_data", representative_data),
-        ("validation_data", validation_data),
-    ):
-        if data is not None and not isinstance(data, tf.data.Dataset):
-            raise TypeError(
-                f"Expected `{name}` to be a tf.data.Dataset or None. "
-                f"Received: {name} of type {type(data).__name__}"
-            )
-    if quantization == "int8" and _is_empty(representative_data):
-        raise ValueError(
-            "Expected `representative_data` to hold at least one batch to "
-            "calibrate int8. Received: an empty dataset"
-        )
-    if output_kind not in OUTPUT_KINDS:
-        raise ValueError(
-            f"Expected `output_kind` to be one of {OUTPUT_KINDS}. "
-            f"Received: output_kind={output_kind!r}"
-        )
-    _validate_number("max_metric_drop", max_metric_drop, float, minimum=0)
-    if not isinstance(allow_metric_drop, bool):
-        raise TypeError(
-            "Expected `allow_metric_drop` to be a bool. "
-            f"Received: allow_metric_drop={allow_metric_drop!r}"
-        )
-    _validate_number(
-        "num_calibration_batches", num_calibration_batches, int, minimum=1
-    )
-    _validate_number("latency_runs", latency_runs, int, minimum=1)
-
-
-def _validate_id_inputs(model, id_inputs):
-    integer_inputs = sorted(
-        tensor.name for tensor in model.inputs
-        if "int" in str(tensor.dtype)
-    )
-    if id_inputs is None:
-        return integer_inputs
-    if isinstance(id_inputs, str) or not all(
-        isinstance(name, str) for name in id_inputs
-    ):
-        raise TypeError(
-            "Expected `id_inputs` to be a list of input names or None. "
-            f"Received: id_inputs={id_inputs!r}"
-        )
-    unknown = sorted(set(id_inputs) - set(integer_inputs))
-    if unknown:
-        raise ValueError(
-            f"Expected `id_inputs` to name integer model inputs, from "
-            f"{integer_inputs}. Received: unknown or non-integer inputs "
-            f"{unknown}"
-        )
-    return sorted(id_inputs)
-
-
-def _is_empty(dataset):
-    for _ in dataset.take(1):
-        return False
-    return True
-
-
-def _validate_quantization(quantization, representative_data):
-    if quantization not in QUANTIZATION_MODES:
-        raise ValueError(
-            f"Expected `quantization` to be one of {QUANTIZATION_MODES}. "
-            f"Received: quantization={quantization!r}"
-        )
-    if quantization == "int8" and representative_data is None:
-        raise ValueError(
-            "`quantization='int8'` calibrates activation ranges: pass "
-            "`representative_data` (a tf.data.Dataset of training batches). "
-            "Received: representative_data=None"
-        )
-    if quantization != "int8" and representative_data is not None:
-        warnings.warn(
-            "`representative_data` is only used with `quantization='int8'`; "
-            f"it is ignored for quantization={quantization!r}.",
-            # _validate_quantization <- _validate_options <- to_tflite <-
-            # the caller's line.
-            stacklevel=4,
-        )
-
-
-def _validate_number(name, value, kind, minimum):
-    allowed = (int,) if kind is int else (int, float)
-    if isinstance(value, bool) or not isinstance(value, allowed):
-        raise TypeError(
-            f"Expected `{name}` to be a {kind.__name__}. "
-            f"Received: {name}={value!r}"
-        )
-    if not value >= minimum:
-        raise ValueError(
-            f"Expected `{name}` >= {minimum}. Received: {name}={value!r}"
-        )
-
-
-def _resolve_metric(metric, output_kind, validation_data):
-    if metric not in METRICS:
-        raise ValueError(
-            f"Expected `metric` to be one of {METRICS}. "
-            f"Received: metric={metric!r}"
-        )
-    if metric == "auto":
-        if validation_data is None:
-            return None
-        return "rmse" if output_kind == "rating" else "auc"
-    if metric is not None and validation_data is None:
-        raise ValueError(
-            f"`metric={metric!r}` is measured on `validation_data`; pass "
-            "it, or `metric=None`. Received: validation_data=None"
-        )
-    expected = "rmse" if output_kind == "rating" else "auc"
-    if metric is not None and metric != expected:
-        raise ValueError(
-            f"Expected `metric={expected!r}` (or None) for "
-            f"output_kind={output_kind!r}. Received: metric={metric!r}"
-        )
-    return metric
-
-
-def _normalize_feature_spec(feature_spec):
-    if feature_spec is None:
-        return None
-    if callable(getattr(feature_spec, "to_dict", None)):
-        feature_spec = feature_spec.to_dict()
-    if not isinstance(feature_spec, dict):
-        raise TypeError(
-            "Expected `feature_spec` to be a dict, an object with "
-            "`to_dict()`, or None. "
-            f"Received: feature_spec of type {type(feature_spec).__name__}"
-        )
-    try:
-        return json.loads(json.dumps(feature_spec))
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            "Expected `feature_spec` to be JSON-serializable (it goes in "
-            f"the sidecar). Received: feature_spec={feature_spec!r}"
-        ) from e
-
-
-def _collect_batches(validation_data):
-    if validation_data is None:
-        return []
-    batches = []
-    for element in validation_data.as_numpy_iterator():
-        if not (isinstance(element, tuple) and len(element) in (2, 3)):
-            raise ValueError(
-                "Expected `validation_data` elements to be (features, "
-                "labels) tuples. Received: element of type "
-                f"{type(element).__name__}"
-            )
-        batches.append((element[0], element[1]))
-    if not batches:
-        raise ValueError(
-            "Expected `validation_data` to hold at least one batch. "
-            "Received: an empty dataset"
-        )
-    return batches
