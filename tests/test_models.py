@@ -303,6 +303,113 @@ class TestRankingModel:
             models.ranking_model({"user_id": 10})
 
 
+
+class TestNumericFeatures:
+    # Two id features and two numbers: the kinds a CSV file holds.
+    SPEC = datasets.FeatureSpec(
+        features=(
+            datasets.Feature("user", 5),
+            datasets.Feature("price", kind="numeric", mean=5.5, std=2.0),
+            datasets.Feature("item", 4),
+            datasets.Feature("age", kind="numeric", mean=30.0, std=10.0),
+        ),
+        task="ctr",
+        label="clicked",
+        label_kind="binary",
+    )
+
+    def _batch(self):
+        return {
+            "user": np.array([1, 4], np.int32),
+            "price": np.array([9.5, 5.5], np.float32),
+            "item": np.array([3, 0], np.int32),
+            "age": np.array([20.0, 45.0], np.float32),
+        }
+
+    def test_inputs_float32_for_numbers_int32_for_ids(self):
+        model = models.ranking_model(self.SPEC)
+        assert {t.name: t.dtype for t in model.inputs} == {
+            "user": "int32", "price": "float32",
+            "item": "int32", "age": "float32",
+        }
+        assert model(self._batch()).shape == (2, 1)
+
+    def test_numbers_standardised_after_the_embeddings(self):
+        model = models.ranking_model(self.SPEC, embedding_dim=3)
+        x0 = model.get_layer("features").output
+        first = keras.Model(model.inputs, x0)(self._batch())
+        # 2 id features * 3 wide, then (9.5 - 5.5) / 2 = 2,
+        # (20 - 30) / 10 = -1 and (5.5 - 5.5) / 2 = 0, (45 - 30) / 10 = 1.5.
+        assert first.shape == (2, 8)
+        np.testing.assert_allclose(
+            np.asarray(first)[:, 6:], [[2.0, -1.0], [0.0, 1.5]], atol=1e-6
+        )
+
+    def test_numbers_only(self):
+        spec = datasets.FeatureSpec(
+            (datasets.Feature("price", kind="numeric"),), "ctr", "y",
+            "binary",
+        )
+        model = models.ranking_model(spec, cross_layers=1)
+        out = model({"price": np.array([1.0, 2.0], np.float32)})
+        assert out.shape == (2, 1)
+
+    def test_save_load_outputs_equal(self, tmp_path):
+        model = models.ranking_model(self.SPEC, cross_layers=1)
+        model.save(tmp_path / "numeric.keras")
+        restored = keras.models.load_model(
+            tmp_path / "numeric.keras", safe_mode=True
+        )
+        np.testing.assert_allclose(
+            np.asarray(restored(self._batch())),
+            np.asarray(model(self._batch())),
+            rtol=1e-6,
+        )
+
+    def test_feature_embedding_refuses_a_number(self):
+        with pytest.raises(ValueError, match="numeric feature 'price'"):
+            models.FeatureEmbedding(self.SPEC.features, 2)
+
+    def test_spec_lists_only_id_vocabularies(self):
+        assert self.SPEC.vocabulary_sizes == {"user": 5, "item": 4}
+
+    def test_spec_json_round_trip(self):
+        config = json.loads(json.dumps(self.SPEC.to_dict()))
+        assert config["features"][1] == {
+            "name": "price", "kind": "numeric", "mean": 5.5, "std": 2.0
+        }
+        assert datasets.FeatureSpec.from_dict(config) == self.SPEC
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            ({"kind": "numeric", "std": 0.0}, "a `std` > 0"),
+            ({"kind": "numeric", "vocabulary_size": 5},
+             "takes no `vocabulary_size`"),
+            ({"vocabulary_size": 5, "mean": 3.0}, "set kind='numeric'"),
+            ({"kind": "float"}, "Received: kind='float'"),
+            ({}, "Received: vocabulary_size=None"),
+        ],
+        ids=["zero_std", "numeric_vocabulary", "categorical_mean",
+             "unknown_kind", "categorical_no_vocabulary"],
+    )
+    def test_rejects_bad_features(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            datasets.Feature("price", **kwargs)
+
+    def test_spec_from_hand_written_dict_names_the_bad_entry(self):
+        config = {
+            "features": [{"name": "user", "vocab": 5}],
+            "task": "ctr", "label": "y", "label_kind": "binary",
+        }
+        with pytest.raises(ValueError, match="Feature 0 of the spec"):
+            datasets.FeatureSpec.from_dict(config)
+        with pytest.raises(ValueError, match="missing \\['label_kind'\\]"):
+            datasets.FeatureSpec.from_dict(
+                {"features": [], "task": "ctr", "label": "y"}
+            )
+
+
 class TestPresets:
     def test_student_at_most_5pct_of_teacher_synthetic(self, ctr_data):
         teacher = models.teacher(ctr_data.spec)

@@ -110,8 +110,74 @@ class TestRunTfliteScript:
             [str(SCRIPT), str(copy), "--requests", str(requests)],
             blocked_env,
         )
-        assert result.returncode != 0
+        assert result.returncode == 1
         assert "does not match its sidecar" in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+
+
+class TestRunTfliteErrors:
+    """Each problem is one line on stderr and exit status 1."""
+
+    def _error(self, args, env):
+        result = _run([str(SCRIPT), *args], env)
+        assert result.returncode == 1, result.stderr
+        assert result.stdout == ""
+        assert result.stderr.startswith("run_tflite.py: error: ")
+        assert result.stderr.count("\n") == 1, result.stderr
+        return result.stderr
+
+    def _requests(self, artifact, tmp_path, text=None):
+        path = tmp_path / "requests.json"
+        path.write_text(text or json.dumps(artifact["requests"]))
+        return str(path)
+
+    def test_missing_model(self, artifact, blocked_env, tmp_path):
+        requests = self._requests(artifact, tmp_path)
+        missing = str(tmp_path / "gone.tflite")
+        err = self._error([missing, "--requests", requests], blocked_env)
+        assert f"No model file at {missing}" in err
+
+    def test_missing_sidecar(self, artifact, blocked_env, tmp_path):
+        copy = tmp_path / "alone.tflite"
+        copy.write_bytes(pathlib.Path(artifact["path"]).read_bytes())
+        requests = self._requests(artifact, tmp_path)
+        err = self._error([str(copy), "--requests", requests], blocked_env)
+        assert f"No sidecar at {tmp_path / 'alone.json'}" in err
+        assert "--sidecar PATH" in err
+
+    def test_requests_that_are_not_json(self, artifact, blocked_env,
+                                        tmp_path):
+        requests = self._requests(artifact, tmp_path, '[{"user_id": 3,')
+        err = self._error([artifact["path"], "--requests", requests],
+                          blocked_env)
+        assert "requests.json (the requests) is not valid JSON" in err
+
+    def test_sidecar_that_is_not_a_sidecar(self, artifact, blocked_env,
+                                           tmp_path):
+        other = tmp_path / "other.json"
+        other.write_text('{"inputs": []}')
+        requests = self._requests(artifact, tmp_path)
+        err = self._error([artifact["path"], "--requests", requests,
+                           "--sidecar", str(other)], blocked_env)
+        assert "is not a tfkd sidecar" in err
+        assert "'sha256'" in err
+
+    def test_request_missing_a_feature(self, artifact, blocked_env,
+                                       tmp_path):
+        request = dict(artifact["requests"][0])
+        del request["item_id"]
+        requests = self._requests(artifact, tmp_path, json.dumps([request]))
+        err = self._error([artifact["path"], "--requests", requests],
+                          blocked_env)
+        assert "Expected exactly the features" in err
+
+    def test_debug_variable_shows_the_traceback(self, blocked_env,
+                                                tmp_path):
+        env = dict(blocked_env, TFKD_DEBUG="1")
+        result = _run([str(SCRIPT), str(tmp_path / "gone.tflite"),
+                       "--requests", "r.json"], env)
+        assert result.returncode == 1
+        assert "Traceback (most recent call last)" in result.stderr
 
 
 class TestScore:

@@ -2,18 +2,21 @@
 
 import argparse
 import json
+import math
 import os
 import sys
 
+from tfkd import _native_logs
+from tfkd import cli_data
+from tfkd.cli_data import CommandError
+from tfkd.distiller_validation import MIN_TEMPERATURE
+
 # What a command may raise for bad input (a missing file, a model that
 # does not fit the data, a refused export): printed as one line, exit 1.
-# With TFKD_DEBUG set, the exception propagates with its traceback.
+# Any other exception is printed the same way, with a pointer to the
+# traceback. With TFKD_DEBUG set, the exception propagates with it.
 USER_ERRORS = (FileNotFoundError, ValueError, TypeError)
 DEBUG_VARIABLE = "TFKD_DEBUG"
-
-
-class CommandError(Exception):
-    """A failure with a message written for the command line."""
 
 
 def _demo(args):
@@ -31,7 +34,7 @@ def _demo(args):
         json_path=args.json,
         plots_dir=args.plots,
         export_dir=None if args.no_export else args.export_dir,
-        verbose=0 if args.quiet else 1,
+        verbose=_verbosity(args),
     )
     print()
     print(demo.summary_table(results))
@@ -47,7 +50,10 @@ def _demo(args):
 
 
 def _distill(args):
+    import keras
+
     from tfkd import demo
+    from tfkd import models
 
     config = demo.DemoConfig(
         epochs=args.epochs or demo.DemoConfig.epochs,
@@ -56,26 +62,27 @@ def _distill(args):
         seed=42 if args.seed is None else args.seed,
         split=args.split or "random",
     )
-    from tfkd import datasets
-    from tfkd import models
-
-    data = datasets.movielens_100k(
-        task="ctr", split=config.split, seed=config.seed
-    )
+    keras.utils.set_random_seed(config.seed)
+    data = cli_data.load_data(args, seed=config.seed, split=config.split)
+    if args.spec_out:
+        cli_data.write_spec(data.spec, args.spec_out)
+    task, verbose = data.spec.task, _verbosity(args)
     if args.teacher:
-        import keras
-
-        teacher = keras.models.load_model(args.teacher)
+        teacher = cli_data.load_teacher(args.teacher, data.spec)
     else:
         teacher, _ = demo.train_supervised(
-            models.teacher(data.spec), data, config
+            models.teacher(data.spec, task), data, config, verbose
         )
     student, _ = demo.train_distilled(
-        teacher, models.student(data.spec), data, config
+        teacher, models.student(data.spec, task), data, config, verbose
     )
     _save_atomically(student, args.output)
     print(f"Student written to {args.output}")
     return 0
+
+
+def _verbosity(args):
+    return 0 if args.quiet else 2 if args.verbose else 1
 
 
 def _save_atomically(model, path):
@@ -89,27 +96,19 @@ def _save_atomically(model, path):
 def _export(args):
     import keras
 
-    from tfkd import datasets
     from tfkd import export
 
     model = keras.models.load_model(args.model)
     model = getattr(model, "student", model)
-    data = datasets.movielens_100k(task=args.task, data_dir=args.data_dir)
+    data = cli_data.load_data(args)
+    spec = data.spec
+    if args.data is not None:
+        spec = cli_data.spec_for_model(spec, model, args.model)
     quantization = None if args.quantization == "none" else args.quantization
     try:
-        report = export.to_tflite(
-            model,
-            args.output,
-            quantization=quantization,
-            representative_data=data.train if quantization == "int8" else None,
-            validation_data=data.test,
-            max_metric_drop=args.max_metric_drop,
-            allow_metric_drop=args.allow_metric_drop,
-            output_kind="logit" if args.task == "ctr" else "rating",
-            feature_spec=data.spec,
-            num_calibration_batches=args.calibration_batches,
-            id_inputs=args.id_inputs,
-        )
+        with _native_logs.native_logs_filtered():
+            report = _to_tflite(export, model, data, spec, quantization,
+                                args)
     except export.MetricDropError as e:
         raise CommandError(
             f"{e.metric} dropped by {e.drop:.6f} (before {e.before:.6f}, "
@@ -122,7 +121,25 @@ def _export(args):
     return 0
 
 
+def _to_tflite(export, model, data, spec, quantization, args):
+    return export.to_tflite(
+        model,
+        args.output,
+        quantization=quantization,
+        representative_data=data.train if quantization == "int8" else None,
+        validation_data=data.test,
+        max_metric_drop=args.max_metric_drop,
+        allow_metric_drop=args.allow_metric_drop,
+        output_kind=None if spec.task == "ctr" else "rating",
+        feature_spec=spec,
+        num_calibration_batches=args.calibration_batches,
+        id_inputs=args.id_inputs,
+    )
+
+
 def _bench(args):
+    if args.speed:
+        return _bench_speed(args)
     from tfkd import bench
 
     student, teacher, data = bench.load_or_train(
@@ -142,12 +159,26 @@ def _bench(args):
     return 0
 
 
+def _bench_speed(args):
+    from tfkd import speed_bench
+
+    if args.model or args.qat:
+        raise CommandError(
+            "--speed times training on fresh models (the demo's teacher "
+            "and student); --model and --qat do not apply to it. Drop "
+            "them, or drop --speed for the export bench."
+        )
+    return speed_bench.run_from_args(args)
+
+
 def build_parser():
     """The argument parser of the `tfkd` command.
 
     Returns:
         `argparse.ArgumentParser`.
     """
+    from tfkd import speed_bench
+
     parser = argparse.ArgumentParser(
         prog="tfkd",
         description="Knowledge distillation for Keras recommenders.",
@@ -166,17 +197,19 @@ def build_parser():
                       help="folder for student_int8.tflite (default: export)")
     demo.add_argument("--no-export", action="store_true",
                       help="skip the LiteRT export")
-    demo.add_argument("--quiet", action="store_true",
-                      help="no Keras progress bars")
     _training_arguments(demo)
     demo.set_defaults(run=_demo)
 
     distill = sub.add_parser(
-        "distill", help="distil a student on MovieLens-100K CTR and save it"
+        "distill", help="distil a student on MovieLens-100K or your own "
+        "files (--data) and save it"
     )
     distill.add_argument("--teacher", help="a trained teacher .keras file; "
                          "trained first when omitted")
     distill.add_argument("--output", default="student.keras")
+    distill.add_argument("--spec-out", help="write the feature spec (JSON, "
+                         "to edit and pass back with --spec) here")
+    _data_arguments(distill)
     _training_arguments(distill)
     distill.set_defaults(run=_distill)
 
@@ -185,21 +218,18 @@ def build_parser():
     exp.add_argument("output", help="destination .tflite")
     exp.add_argument("--quantization", default="int8",
                      choices=["none", "dynamic", "float16", "int8"])
-    exp.add_argument("--task", default="ctr", choices=["ctr", "rating"])
-    exp.add_argument("--max-metric-drop", type=float, default=0.005,
+    exp.add_argument("--max-metric-drop", type=_at_least(0.0), default=0.005,
                      help="largest AUC drop (RMSE rise) allowed "
                      "(default: 0.005)")
     exp.add_argument("--allow-metric-drop", action="store_true",
                      help="write the file even past --max-metric-drop")
-    exp.add_argument("--calibration-batches", type=int, default=200,
-                     help="training batches that calibrate int8 "
-                     "(default: 200)")
+    exp.add_argument("--calibration-batches", type=_at_least(1, int),
+                     default=200, help="training batches that calibrate "
+                     "int8 (default: 200)")
     exp.add_argument("--id-inputs", type=_names, default=None,
                      help="comma-separated inputs that carry ids, checked "
                      "for out-of-range ids (default: every integer input)")
-    exp.add_argument("--data-dir", help="folder holding ml-100k (default: "
-                     "TFKD_DATA_DIR, the cache, the recbole wheel, "
-                     "or a download)")
+    _data_arguments(exp)
     exp.set_defaults(run=_export)
 
     bench = sub.add_parser("bench", help="sizes, AUC and latency as JSON")
@@ -213,6 +243,11 @@ def build_parser():
     bench.add_argument("--qat", action="store_true",
                        help="also quantization-aware training and 50%% "
                        "pruning (needs the teacher: no bare --model)")
+    bench.add_argument("--speed", action="store_true",
+                       help="training throughput instead: student alone, "
+                       "tfkd and Keras distillers, teacher forward "
+                       "(docs/BENCHMARKS.md)")
+    speed_bench.add_arguments(bench)
     bench.set_defaults(run=_bench)
     return parser
 
@@ -221,12 +256,63 @@ def _names(text):
     return [name for name in text.split(",") if name]
 
 
+def _at_least(minimum, kind=float, above=False):
+    """An argparse `type=`: a number >= minimum (> minimum if `above`)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, "
+                f"got {text!r}"
+            )
+        if value < minimum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if above else '>='} {minimum:g}, got {text}"
+            )
+        return value
+
+    return parse
+
+
+def _unit_interval(text):
+    value = _at_least(0.0)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def _training_arguments(parser):
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--alpha", type=float)
-    parser.add_argument("--temperature", type=float)
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--epochs", type=_at_least(1, int),
+                        help="most epochs per model (early stopping on "
+                        "validation restores the best)")
+    parser.add_argument("--alpha", type=_unit_interval,
+                        help="weight of the hard labels, in [0, 1]")
+    parser.add_argument("--temperature", type=_at_least(MIN_TEMPERATURE),
+                        help=f"soft-target temperature, >= {MIN_TEMPERATURE}")
+    parser.add_argument("--seed", type=_at_least(0, int))
     parser.add_argument("--split", choices=["random", "temporal"])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true",
+                       help="no progress lines")
+    group.add_argument("--verbose", action="store_true",
+                       help="also Keras' line per epoch")
+
+
+def _data_arguments(parser):
+    parser.add_argument("--data", help="your own data: a .csv or .parquet "
+                        "file, or a folder of shards (default: MovieLens)")
+    parser.add_argument("--label", help="the label column of --data")
+    parser.add_argument("--spec", help="a feature spec JSON for --data "
+                        "(default: inferred; see tfkd distill --spec-out)")
+    parser.add_argument("--task", choices=["ctr", "rating"],
+                        help="ctr: labels 0/1 (default); rating: numbers")
+    parser.add_argument("--data-dir", help="folder holding ml-100k (default: "
+                        "TFKD_DATA_DIR, the cache, the recbole wheel, "
+                        "or a download)")
 
 
 def main(argv=None):
@@ -242,13 +328,21 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CommandError,) + USER_ERRORS as e:
-        if os.environ.get(DEBUG_VARIABLE):
+    except Exception as e:
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
-        message = str(e) if isinstance(e, CommandError) else (
-            f"{type(e).__name__}: {e}"
-        )
-        return _fail(args.command, " ".join(message.split()))
+        return _fail(args.command, _one_line(e))
+
+
+def _one_line(error):
+    if isinstance(error, CommandError):
+        message = str(error)
+    elif isinstance(error, USER_ERRORS):
+        message = f"{type(error).__name__}: {error}"
+    else:
+        message = (f"{type(error).__name__}: {error} (set "
+                   f"{DEBUG_VARIABLE}=1 to see the traceback)")
+    return " ".join(message.split())
 
 
 def _fail(command, message):

@@ -4,10 +4,12 @@ MovieLens-100K CTR, then an int8 LiteRT export of the distilled student."""
 import dataclasses
 import json
 import os
+import sys
 import time
 
 import keras
 
+from tfkd import _native_logs
 from tfkd import datasets
 from tfkd import evaluation
 from tfkd import export
@@ -70,8 +72,8 @@ def run_demo(
             quality-vs-size PNGs.
         export_dir: str or None. Folder for `student_int8.tflite` and its
             sidecar; `None` skips the export. Defaults to `"export"`.
-        verbose: int. Keras progress bars (1) or silence (0). Defaults
-            to `1`.
+        verbose: int. 0: silent; 1: one line per trained model on stderr;
+            2: also Keras' line per epoch. Defaults to `1`.
 
     Returns:
         dict with `"dataset"`, `"teacher"`, `"student_scratch"`,
@@ -128,87 +130,138 @@ def run_demo(
     return results
 
 
-def _callbacks(config):
+# What each task trains on and how early stopping reads it: (metric name,
+# better direction). The metric is compiled under that name, so Keras logs
+# it as "val_<name>".
+OBJECTIVES = {"ctr": ("auc", "max"), "rating": ("rmse", "min")}
+
+
+def _objective(data):
+    task = data.spec.task
+    if task not in OBJECTIVES:
+        raise ValueError(
+            f"Training needs a ranking task, one of {tuple(OBJECTIVES)}. "
+            f"Received: data.spec.task={task!r}"
+        )
+    return task, *OBJECTIVES[task]
+
+
+def _metric(task):
+    if task == "rating":
+        return keras.metrics.RootMeanSquaredError(name="rmse")
+    return keras.metrics.AUC(from_logits=True, name="auc")
+
+
+def _callbacks(config, metric, mode):
     return [
         keras.callbacks.EarlyStopping(
-            monitor="val_auc",
-            mode="max",
+            monitor=f"val_{metric}",
+            mode=mode,
             patience=config.patience,
             restore_best_weights=True,
         )
     ]
 
 
-def _auc_metric():
-    return keras.metrics.AUC(from_logits=True, name="auc")
-
-
 def train_supervised(model, data, config, verbose=1):
-    """Fits `model` on the hard labels with early stopping on val AUC.
+    """Fits `model` on the hard labels with early stopping on validation.
+
+    A ctr task (`data.spec.task`) trains on binary cross-entropy from
+    logits and stops on validation AUC; a rating task on MSE and RMSE.
 
     Args:
-        model: `keras.Model` with one logit output.
+        model: `keras.Model` with one logit (or rating) output.
         data: `MovieLensData`.
         config: `DemoConfig`.
-        verbose: int. Keras progress bars. Defaults to `1`.
+        verbose: int. 0: silent; 1: one line on stderr when the model is
+            trained (`teacher: 12 epochs, val auc 0.8610, 41 s`); 2: also
+            Keras' line per epoch. Defaults to `1`.
 
     Returns:
         `(model, history)`.
     """
+    task, metric, mode = _objective(data)
+    loss = (keras.losses.MeanSquaredError() if task == "rating" else
+            keras.losses.BinaryCrossentropy(from_logits=True))
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[_auc_metric()],
+        loss=loss,
+        metrics=[_metric(task)],
     )
-    _announce(verbose, f"Training {model.name} ({model.count_params():,} "
-              "parameters) on hard labels")
+    started = time.perf_counter()
     history = model.fit(
         data.train,
         validation_data=data.val,
         epochs=config.epochs,
-        callbacks=_callbacks(config),
-        verbose=verbose,
+        callbacks=_callbacks(config, metric, mode),
+        verbose=_keras_verbose(verbose),
         shuffle=False,  # data.train is shuffled by tf.data already
     )
+    _report(verbose, model.name, history, metric, mode, started)
     return model, history
 
 
 def train_distilled(teacher, student, data, config, verbose=1):
-    """Distils `teacher` into `student` with early stopping on val AUC.
+    """Distils `teacher` into `student` with early stopping on validation.
 
     Args:
         teacher: trained `keras.Model`.
         student: `keras.Model` with the teacher's output shape.
-        data: `MovieLensData`.
+        data: `MovieLensData`. Its `spec.task` picks the metric as in
+            `train_supervised`, and `"rating"` distils as regression.
         config: `DemoConfig`.
-        verbose: int. Keras progress bars. Defaults to `1`.
+        verbose: int. As in `train_supervised`. Defaults to `1`.
 
     Returns:
         `(student, history)`.
     """
-    distiller = Distiller(teacher=teacher, student=student)
+    task, metric, mode = _objective(data)
+    distiller = Distiller(
+        teacher=teacher,
+        student=student,
+        kind="regression" if task == "rating" else "auto",
+    )
     distiller.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        metrics=[_auc_metric()],
+        metrics=[_metric(task)],
         alpha=config.alpha,
         temperature=config.temperature,
     )
-    _announce(verbose, f"Distilling into {student.name} (alpha="
-              f"{config.alpha}, T={config.temperature})")
+    started = time.perf_counter()
     history = distiller.fit(
         data.train,
         validation_data=data.val,
         epochs=config.epochs,
-        callbacks=_callbacks(config),
-        verbose=verbose,
+        callbacks=_callbacks(config, metric, mode),
+        verbose=_keras_verbose(verbose),
         shuffle=False,
     )
+    label = (f"{student.name} (distilled, alpha={config.alpha}, "
+             f"T={config.temperature})")
+    _report(verbose, label, history, metric, mode, started)
     return student, history
 
 
-def _announce(verbose, message):
-    if verbose:
-        print(f"\n== {message}", flush=True)
+def _keras_verbose(verbose):
+    # Keras' verbose=2 prints one line per epoch; 1 redraws a bar per step.
+    return 2 if verbose >= 2 else 0
+
+
+def _report(verbose, label, history, metric, mode, started):
+    """Prints one line for a trained model (stderr: stdout holds results)."""
+    if not verbose:
+        return
+    values = history.history.get(f"val_{metric}") or [float("nan")]
+    pick = max if mode == "max" else min
+    best = values.index(pick(values))
+    epochs = f"{len(values)} epoch{'s' * (len(values) != 1)}"
+    at = f" (epoch {best + 1})" if best != len(values) - 1 else ""
+    print(
+        f"{label}: {epochs}, val {metric} {values[best]:.4f}{at}, "
+        f"{time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _score(model, data):
@@ -223,17 +276,18 @@ def _score(model, data):
 
 def _export_int8(student, data, export_dir):
     os.makedirs(export_dir, exist_ok=True)
-    report = export.to_tflite(
-        student,
-        os.path.join(export_dir, "student_int8.tflite"),
-        quantization="int8",
-        representative_data=data.train,
-        validation_data=data.test,
-        feature_spec=data.spec,
-        # The demo reports the drop rather than refusing; `tfkd export`
-        # refuses by default.
-        allow_metric_drop=True,
-    )
+    with _native_logs.native_logs_filtered():
+        report = export.to_tflite(
+            student,
+            os.path.join(export_dir, "student_int8.tflite"),
+            quantization="int8",
+            representative_data=data.train,
+            validation_data=data.test,
+            feature_spec=data.spec,
+            # The demo reports the drop rather than refusing; `tfkd export`
+            # refuses by default.
+            allow_metric_drop=True,
+        )
     return {
         "auc": report.metric_after,
         "auc_keras": report.metric_before,

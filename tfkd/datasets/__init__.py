@@ -1,8 +1,8 @@
-"""Data for tfkd: MovieLens-100K, a synthetic twin, tf.data pipelines."""
+"""Data for tfkd: MovieLens-100K, your own files, a synthetic twin, tf.data."""
 
 from tfkd.datasets.feature_spec import Feature
 from tfkd.datasets.feature_spec import FeatureSpec
-from tfkd.datasets.movielens import load_movielens_100k_frames
+from tfkd.datasets.movielens_files import load_movielens_100k_frames
 from tfkd.datasets.movielens import movielens_100k
 from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.pipelines import features_from_frame
@@ -10,6 +10,7 @@ from tfkd.datasets.pipelines import frame_to_dataset
 from tfkd.datasets.schema import ITEM_FEATURES
 from tfkd.datasets.schema import USER_FEATURES
 from tfkd.datasets.synthetic import synthetic_movielens
+from tfkd.datasets.tabular import from_files
 
 __all__ = [
     "Feature",
@@ -18,6 +19,7 @@ __all__ = [
     "MovieLensData",
     "USER_FEATURES",
     "features_from_frame",
+    "from_files",
     "frame_to_dataset",
     "load_movielens_100k_frames",
     "movielens_100k",

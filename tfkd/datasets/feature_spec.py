@@ -1,38 +1,60 @@
-"""Schema of the categorical id features a tfkd model consumes."""
+"""Schema of the features (ids and numbers) a tfkd model consumes."""
 
 import dataclasses
+import math
 from typing import Any
 
 LABEL_KINDS = ("binary", "rating", "implicit")
+FEATURE_KINDS = ("categorical", "numeric")
+SPEC_KEYS = ("features", "task", "label", "label_kind")
 
 
 @dataclasses.dataclass(frozen=True)
 class Feature:
-    """One categorical id feature.
+    """One model input: a categorical id feature or a numeric feature.
 
-    Id 0 is reserved for unknown values and padding in every feature, so the
-    real ids are `1..vocabulary_size - 1`.
+    A `"categorical"` feature is embedded. Id 0 is reserved for unknown
+    values and padding in every such feature, so the real ids are
+    `1..vocabulary_size - 1`. A `"numeric"` feature is one float per
+    example, fed to the model as `(value - mean) / std` next to the
+    embeddings.
 
     Args:
         name: str. The model input name, e.g. `"user_id"`.
-        vocabulary_size: int. Number of embedding rows, including row 0.
+        vocabulary_size: int or None. Categorical features: number of
+            embedding rows, including row 0. Numeric features: None.
+            Defaults to `None`.
         length: int. 1 for a scalar id; `> 1` for a padded list of ids where
-            0 is padding (e.g. `genres`). Defaults to `1`.
+            0 is padding (e.g. `genres`). Numeric features: 1. Defaults to
+            `1`.
+        kind: str. `"categorical"` or `"numeric"`. Defaults to
+            `"categorical"`.
+        mean: float. Numeric features: the value that maps to 0. Defaults
+            to `0.0`.
+        std: float > 0. Numeric features: the value range that maps to 1.
+            Defaults to `1.0`.
 
     Raises:
         TypeError: if `name` is not a string.
-        ValueError: if `vocabulary_size < 2` or `length < 1`.
+        ValueError: if a categorical feature has `vocabulary_size < 2` or
+            `length < 1`, a numeric one a vocabulary, a length other than
+            1 or a `std` that is not a positive number, or `kind` is
+            unknown.
 
     Example:
 
     ```python
     Feature("genres", vocabulary_size=20, length=6)
+    Feature("price", kind="numeric", mean=9.5, std=4.0)
     ```
     """
 
     name: str
-    vocabulary_size: int
+    vocabulary_size: int | None = None
     length: int = 1
+    kind: str = "categorical"
+    mean: float = 0.0
+    std: float = 1.0
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -40,7 +62,15 @@ class Feature:
                 "`name` must be a non-empty str. "
                 f"Received: name={self.name!r}"
             )
-        if int(self.vocabulary_size) < 2:
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(
+                f"`kind` of feature '{self.name}' must be one of "
+                f"{FEATURE_KINDS}. Received: kind={self.kind!r}"
+            )
+        if self.kind == "numeric":
+            self._check_numeric()
+            return
+        if self.vocabulary_size is None or int(self.vocabulary_size) < 2:
             raise ValueError(
                 "`vocabulary_size` must be >= 2 (row 0 is unknown). "
                 f"Received: vocabulary_size={self.vocabulary_size}"
@@ -49,11 +79,49 @@ class Feature:
             raise ValueError(
                 f"`length` must be >= 1. Received: length={self.length}"
             )
+        if (self.mean, self.std) != (0.0, 1.0):
+            raise ValueError(
+                f"`mean` and `std` apply to numeric features; set "
+                f"kind='numeric' on feature '{self.name}' or leave them "
+                f"out. Received: mean={self.mean}, std={self.std}"
+            )
+
+    def _check_numeric(self):
+        if self.vocabulary_size is not None or self.length != 1:
+            raise ValueError(
+                f"Numeric feature '{self.name}' is one float: it takes no "
+                "`vocabulary_size` and `length` 1. Received: "
+                f"vocabulary_size={self.vocabulary_size}, "
+                f"length={self.length}"
+            )
+        if not (math.isfinite(self.mean) and math.isfinite(self.std)
+                and self.std > 0):
+            raise ValueError(
+                f"Numeric feature '{self.name}' needs a finite `mean` and "
+                f"a `std` > 0. Received: mean={self.mean}, std={self.std}"
+            )
 
     @property
     def is_list(self) -> bool:
         """Whether the feature is a padded list of ids."""
         return self.length > 1
+
+    @property
+    def is_numeric(self) -> bool:
+        """Whether the feature is a float rather than an id."""
+        return self.kind == "numeric"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict; `Feature(**d)` inverts it.
+
+        Categorical features write `name`, `vocabulary_size`, `length` and
+        `kind`; numeric ones `name`, `kind`, `mean` and `std`.
+        """
+        if self.is_numeric:
+            return {"name": self.name, "kind": self.kind,
+                    "mean": float(self.mean), "std": float(self.std)}
+        return {"name": self.name, "vocabulary_size": self.vocabulary_size,
+                "length": self.length, "kind": self.kind}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +185,12 @@ class FeatureSpec:
 
     @property
     def vocabulary_sizes(self) -> dict[str, int]:
-        """Mapping from feature name to vocabulary size."""
-        return {f.name: f.vocabulary_size for f in self.features}
+        """Mapping from categorical feature name to vocabulary size."""
+        return {
+            f.name: f.vocabulary_size
+            for f in self.features
+            if not f.is_numeric
+        }
 
     def __getitem__(self, name: str) -> Feature:
         for feature in self.features:
@@ -131,7 +203,7 @@ class FeatureSpec:
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict; `FeatureSpec.from_dict` inverts it."""
         return {
-            "features": [dataclasses.asdict(f) for f in self.features],
+            "features": [f.to_dict() for f in self.features],
             "task": self.task,
             "label": self.label,
             "label_kind": self.label_kind,
@@ -142,14 +214,34 @@ class FeatureSpec:
         """Rebuilds a spec from `to_dict()` output (the dict is not changed).
 
         Args:
-            config: dict. As returned by `to_dict()`.
+            config: dict. As returned by `to_dict()`, or written by hand in
+                the same form (a feature without `kind` is categorical).
 
         Returns:
             A `FeatureSpec`.
+
+        Raises:
+            ValueError: if a key is missing or a feature entry is not one
+                `Feature` accepts; the message names the entry.
         """
-        features = tuple(Feature(**dict(f)) for f in config["features"])
+        missing = [k for k in SPEC_KEYS if k not in config]
+        if missing:
+            raise ValueError(
+                f"A feature spec needs the keys {list(SPEC_KEYS)}. "
+                f"Received: keys {sorted(config)}, missing {missing}"
+            )
+        features = []
+        for i, entry in enumerate(config["features"]):
+            try:
+                features.append(Feature(**dict(entry)))
+            except TypeError as e:
+                raise ValueError(
+                    f"Feature {i} of the spec is not one `Feature` takes "
+                    "(keys: name, vocabulary_size, length, kind, mean, "
+                    f"std). Received: {entry!r} ({e})"
+                ) from e
         return cls(
-            features=features,
+            features=tuple(features),
             task=config["task"],
             label=config["label"],
             label_kind=config["label_kind"],

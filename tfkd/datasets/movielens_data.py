@@ -1,4 +1,4 @@
-"""The value both MovieLens loaders return."""
+"""The value every loader returns: MovieLens, synthetic, your own files."""
 
 import dataclasses
 from typing import Any
@@ -19,11 +19,14 @@ class MovieLensData:
         val: `tf.data.Dataset`. Not shuffled.
         test: `tf.data.Dataset`. Not shuffled.
         frames: dict of pandas DataFrames `"train"`, `"val"`, `"test"` with
-            the encoded feature columns, `label`, `rating` and `timestamp`.
+            the encoded feature columns and the label (`label`, `rating`
+            and `timestamp` for MovieLens; `spec.label` for
+            `from_files`).
         spec: `FeatureSpec`. The model inputs and label.
-        users: pandas DataFrame. Encoded user features, one row per user.
+        users: pandas DataFrame. Encoded user features, one row per user
+            (empty for `from_files`).
         items: pandas DataFrame. Encoded item features, one row per item
-            (the candidate table for retrieval).
+            (the candidate table for retrieval; empty for `from_files`).
         ground_truth: dict or None. Synthetic data only: per split, the true
             probability (ctr), expected rating (rating) or affinity logit
             (retrieval) of each frame row.

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 
 def features_from_frame(frame, spec, names=None):
-    """Returns the model inputs of `frame` as int32 numpy arrays.
+    """Returns the model inputs of `frame` as numpy arrays.
 
     Args:
         frame: pandas DataFrame with one column per feature of `spec`; a
@@ -16,7 +16,8 @@ def features_from_frame(frame, spec, names=None):
 
     Returns:
         dict mapping feature name to an int32 array of shape `(n,)` for a
-        scalar feature or `(n, length)` for a list feature.
+        scalar id feature or `(n, length)` for a list feature, and a
+        float32 array of shape `(n,)` for a numeric feature.
 
     Example:
 
@@ -30,7 +31,9 @@ def features_from_frame(frame, spec, names=None):
         if names is not None and feature.name not in names:
             continue
         column = frame[feature.name].to_numpy()
-        if feature.is_list:
+        if feature.is_numeric:
+            values = column.astype(np.float32)
+        elif feature.is_list:
             values = np.zeros((len(frame), feature.length), np.int32)
             if len(frame):
                 values = np.stack(column).astype(np.int32)
@@ -52,7 +55,8 @@ def frame_to_dataset(frame, spec, batch_size=256, shuffle=False, seed=None):
         seed: int or None. Shuffle seed. Defaults to `None`.
 
     Returns:
-        `tf.data.Dataset` of `(dict of int32 tensors, float32 label)`.
+        `tf.data.Dataset` of `(dict of tensors, float32 label)`: int32
+        ids, float32 numeric features.
 
     Raises:
         ValueError: if `batch_size < 1`.

@@ -7,18 +7,51 @@ from tfkd.models.safe_ids import SafeIds
 
 
 def feature_inputs(features):
-    """Returns a dict of named int32 `keras.Input`, one per feature.
+    """Returns a dict of named `keras.Input`, one per feature.
 
-    Scalar features get shape `()`, list features shape `(length,)`.
+    Id features are int32, numeric features float32. Scalar features get
+    shape `()`, list features shape `(length,)`.
     """
     return {
         f.name: keras.Input(
             shape=(f.length,) if f.is_list else (),
-            dtype="int32",
+            dtype="float32" if f.is_numeric else "int32",
             name=f.name,
         )
         for f in features
     }
+
+
+def numeric_block(inputs, features):
+    """Standardises the numeric features: `(batch, len(features))`.
+
+    ```
+    out[:, k] = (inputs[f_k] - f_k.mean) / f_k.std
+    ```
+
+    One `Rescaling` (a MUL and an ADD in LiteRT) rather than
+    `Normalization`, whose division by a constant would put an int8 DIV
+    with a data numerator in a full-int8 file (see `masked_mean`).
+
+    Args:
+        inputs: dict of feature name to `(batch,)` float tensor.
+        features: non-empty sequence of numeric `Feature`.
+
+    Returns:
+        Tensor `(batch, len(features))`.
+    """
+    columns = [
+        keras.layers.Reshape((1,), name=f"{f.name}_column")(inputs[f.name])
+        for f in features
+    ]
+    x = columns[0] if len(columns) == 1 else keras.layers.Concatenate(
+        name="numeric_columns"
+    )(columns)
+    return keras.layers.Rescaling(
+        scale=[1.0 / f.std for f in features],
+        offset=[-f.mean / f.std for f in features],
+        name="numeric_scaling",
+    )(x)
 
 
 def embed_features(inputs, features, embedding_dim):

@@ -1,7 +1,5 @@
 """Embeds a set of id features: one table each, one id mapping for all."""
 
-import dataclasses
-
 import keras
 import numpy as np
 from keras import ops
@@ -126,7 +124,7 @@ class FeatureEmbedding(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "features": [dataclasses.asdict(f) for f in self.features],
+                "features": [f.to_dict() for f in self.features],
                 "embedding_dim": self.embedding_dim,
                 "embeddings_initializer": keras.initializers.serialize(
                     self.embeddings_initializer
@@ -236,6 +234,13 @@ def normalize_features(features):
                 "`features` must hold tfkd.datasets.Feature objects (or "
                 "their dicts). Received: an item of type "
                 f"{type(feature).__name__}"
+            )
+        if feature.is_numeric:
+            raise ValueError(
+                "FeatureEmbedding embeds id features; a numeric feature "
+                "goes next to its output (`tfkd.models.ranking_model` "
+                "concatenates them). Received: numeric feature "
+                f"'{feature.name}'"
             )
         normalized.append(feature)
     names = [f.name for f in normalized]

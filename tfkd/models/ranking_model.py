@@ -49,18 +49,21 @@ def ranking_model(
     """Builds a DCN-v2 / MLP ranking model over the features of `spec`.
 
     ```
-    x0 = concat(embedding(f) for f in spec)   # list features: masked mean
+    x0 = concat(embedding(f) for id features f,  # list features: masked mean
+                (x_f - mean_f) / std_f for numeric features f)
     x  = FeatureCross(x0, x) repeated cross_layers times
     y  = Dense(1)(MLP_relu(x))                # no activation
     ```
 
-    One named int32 input per feature, all embedded by one
-    `FeatureEmbedding` layer named `"embeddings"`; ids outside a vocabulary
-    are scored as id 0. The output is `(batch, 1)` with no activation: a
-    sigmoid logit for `output="logit"` (what `tfkd.Distiller` expects as
-    one binary logit), a rating for `output="rating"`. Only built-in and
-    tfkd-registered layers are used, so the model converts to LiteRT and
-    loads with `safe_mode=True`.
+    One named input per feature: the int32 id features are all embedded
+    by one `FeatureEmbedding` layer named `"embeddings"` (ids outside a
+    vocabulary are scored as id 0); the float32 numeric features are
+    standardised with the `mean` and `std` of their `Feature` and
+    concatenated after the embeddings. The output is `(batch, 1)` with no
+    activation: a sigmoid logit for `output="logit"` (what `tfkd.Distiller`
+    expects as one binary logit), a rating for `output="rating"`. Only
+    built-in and tfkd-registered layers are used, so the model converts to
+    LiteRT and loads with `safe_mode=True`.
 
     Args:
         spec: `FeatureSpec`. The inputs.
@@ -74,8 +77,8 @@ def ranking_model(
             (`"ranking_model"`).
 
     Returns:
-        A Functional `keras.Model` mapping a dict of id tensors to
-        `(batch, 1)` float32.
+        A Functional `keras.Model` mapping a dict of feature tensors
+        (int32 ids, float32 numbers) to `(batch, 1)` float32.
 
     Raises:
         TypeError: if `spec` is not a `FeatureSpec` or a width not an int.
@@ -97,7 +100,7 @@ def ranking_model(
     _validate(spec, embedding_dim, cross_layers, dropout, output)
     hidden = validation_utils.validate_hidden(hidden)
     inputs = embedding_utils.feature_inputs(spec.features)
-    x0 = embedding_utils.embed_features(inputs, spec.features, embedding_dim)
+    x0 = _first_layer(inputs, spec.features, embedding_dim)
     x = x0
     for i in range(cross_layers):
         x = keras_rs.layers.FeatureCross(name=f"cross_{i}")(x0, x)
@@ -112,3 +115,19 @@ def ranking_model(
         name=output,
     )(x)
     return keras.Model(inputs, outputs, name=name or "ranking_model")
+
+
+def _first_layer(inputs, features, embedding_dim):
+    """Embeddings of the id features, then the scaled numeric features."""
+    ids = [f for f in features if not f.is_numeric]
+    numbers = [f for f in features if f.is_numeric]
+    parts = []
+    if ids:
+        parts.append(embedding_utils.embed_features(
+            {f.name: inputs[f.name] for f in ids}, ids, embedding_dim
+        ))
+    if numbers:
+        parts.append(embedding_utils.numeric_block(inputs, numbers))
+    if len(parts) == 1:
+        return parts[0]
+    return keras.layers.Concatenate(name="features")(parts)
