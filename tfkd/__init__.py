@@ -1,27 +1,69 @@
-"""tfkd: knowledge distillation for Keras recommenders, shipped to LiteRT."""
+"""tfkd: knowledge distillation for Keras recommenders, shipped to LiteRT.
 
+Submodules load on first access (PEP 562), so `import tfkd` works where
+TensorFlow is not installed (Keras on JAX). The modules that register
+Keras classes for `keras.models.load_model` are still imported here,
+each one whose imports succeed.
+"""
+
+import importlib
 import os
 
 # TensorFlow's C++ start-up chatter buries Keras' progress bars in notebooks.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tfkd import callbacks  # noqa: E402
-from tfkd import datasets  # noqa: E402
-from tfkd import evaluation  # noqa: E402
-from tfkd import export  # noqa: E402
-from tfkd import losses  # noqa: E402
-from tfkd import models  # noqa: E402
-from tfkd.distiller import Distiller  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "Distiller",
+_SUBMODULES = (
     "callbacks",
     "datasets",
     "evaluation",
     "export",
     "losses",
     "models",
-    "__version__",
-]
+    "teachers",
+)
+_ATTRIBUTES = {"Distiller": "tfkd.distiller"}
+# Importing these registers `tfkd>...` classes, so that `import tfkd` is
+# enough to load a saved Distiller or student, as it was before the
+# imports became lazy.
+_KERAS_OBJECT_MODULES = (
+    "tfkd.losses",
+    "tfkd.callbacks",
+    "tfkd.models",
+    "tfkd.distiller",
+    "tfkd.teachers",
+)
+
+__all__ = ["Distiller", *_SUBMODULES, "__version__"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tfkd.{name}")
+    if name in _ATTRIBUTES:
+        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'tfkd' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+def _register_keras_objects():
+    for module in _KERAS_OBJECT_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            # Without TensorFlow the modules that need it stay unloaded;
+            # `tfkd.<name>` then raises this same error when used.
+            if not (error.name or "").startswith("tensorflow"):
+                raise
+
+
+if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    # Before Keras imports TensorFlow: its start-up lines are not for users.
+    from tfkd._native_logs import import_tensorflow_quietly  # noqa: E402
+
+    import_tensorflow_quietly()
+_register_keras_objects()
