@@ -5,7 +5,6 @@ Keras model and each LiteRT file are called on the same inputs, in
 interleaved rounds, so background load hits them alike. Medians are quoted.
 """
 
-import json
 import os
 import platform
 import tempfile
@@ -20,6 +19,7 @@ from tfkd import demo
 from tfkd import evaluation
 from tfkd import export
 from tfkd import models
+from tfkd.bench_utils import write_json  # noqa: F401 (tfkd.bench API)
 from tfkd.datasets.pipelines import features_from_frame
 
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
@@ -309,15 +309,3 @@ def load_or_train(model_path=None, data=None, epochs=2, verbose=0):
         teacher, models.student(data.spec), data, config, verbose
     )
     return student, teacher, data
-
-
-def write_json(report, path):
-    """Writes `report` to `path` (atomically) or prints it for `"-"`."""
-    text = json.dumps(report, indent=2, default=float)
-    if path in (None, "-"):
-        print(text)
-        return
-    temp = f"{path}.tmp"
-    with open(temp, "w") as f:
-        f.write(text + "\n")
-    os.replace(temp, path)
