@@ -65,7 +65,31 @@ def main(kind):
         "before": before,
         "after": after,
         "weights": [w.tolist() for w in distiller.student.get_weights()],
+        "per_term": _per_term(teacher, features, labels, weights),
     }))
+
+
+def _per_term(teacher, features, labels, weights):
+    """One step with a dict weight: half the rows are transfer rows (hard
+    weight 0, placeholder label 7), and the AUC must skip them."""
+    hard = (np.arange(ROWS) % 2).astype("float32")
+    per_term = {"student": hard, "distillation": weights}
+    labels = np.where(hard > 0, labels[:, 0], 7.0).astype("float32")
+    distiller = tfkd.Distiller(teacher, _model("student", seed=2, width=4))
+    distiller.compile(optimizer=keras.optimizers.SGD(0.5), alpha=0.3,
+                      temperature=2.0,
+                      metrics=[keras.metrics.AUC(from_logits=True)])
+    distiller.fit(features, labels, sample_weight=per_term, batch_size=ROWS,
+                  epochs=1, shuffle=False, verbose=0)
+    after = distiller.evaluate(features, labels, sample_weight=per_term,
+                               batch_size=ROWS, return_dict=True, verbose=0)
+    labelled = keras.metrics.AUC(from_logits=True)
+    labelled.update_state(
+        labels[hard > 0],
+        distiller.predict(features, batch_size=ROWS, verbose=0)[hard > 0])
+    return {"after": after,
+            "labelled_auc": float(labelled.result()),
+            "weights": [w.tolist() for w in distiller.student.get_weights()]}
 
 
 if __name__ == "__main__":

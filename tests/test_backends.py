@@ -64,6 +64,20 @@ class TestJaxBackend:
         for a, b in zip(tf_run["weights"], jax_run["weights"]):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
+    @pytest.mark.parametrize("teacher", ["live", "cached"])
+    def test_per_term_weights_match_tensorflow(self, runs, teacher):
+        tf_run = runs["tensorflow", teacher]["per_term"]
+        jax_run = runs["jax", teacher]["per_term"]
+        assert set(jax_run["after"]) == {
+            "loss", "student_loss", "distillation_loss", "auc"}
+        for key, value in tf_run["after"].items():
+            np.testing.assert_allclose(jax_run["after"][key], value,
+                                       rtol=1e-5)
+        for a, b in zip(tf_run["weights"], jax_run["weights"]):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+        for run in (tf_run, jax_run):
+            assert run["after"]["auc"] == pytest.approx(run["labelled_auc"])
+
     def test_cached_logits_match_the_live_teacher(self, runs):
         for backend in BACKENDS:
             live, cached = runs[backend, "live"], runs[backend, "cached"]

@@ -128,6 +128,34 @@ def is_validation_pass(evaluate_kwargs):
     return bool(evaluate_kwargs.get("_use_cached_eval_dataset"))
 
 
+def update_compiled_metrics(model, y, y_pred, row_weight, sample_weight):
+    """Updates `compile(metrics=...)` with one weight, `weighted_metrics`
+    with another.
+
+    Keras' `CompileMetrics.update_state` gives `metrics` no weight at all,
+    so a row without a label (a transfer-set row) would count in them;
+    the compiled metrics and their two lists (`_compile_metrics`,
+    `_flat_metrics`, `_flat_weighted_metrics`) are private.
+
+    Args:
+        model: a compiled single-output `keras.Model`.
+        y: the labels.
+        y_pred: the model's predictions.
+        row_weight: weights for `metrics` (e.g. 0/1: has a label), or None.
+        sample_weight: weights for `weighted_metrics`, or None.
+    """
+    compiled = model._compile_metrics
+    if compiled is None:
+        return
+    if not compiled.built:
+        compiled.build(y, y_pred)
+    for metrics, weight in ((compiled._flat_metrics, row_weight),
+                            (compiled._flat_weighted_metrics, sample_weight)):
+        for metric in metrics:
+            if metric:
+                metric.update_state(y, y_pred, sample_weight=weight)
+
+
 def _is_multi_worker(strategy):
     # Without TensorFlow imported there is no strategy to look for; the
     # JAX backend runs where TensorFlow is not installed at all.
@@ -135,3 +163,63 @@ def _is_multi_worker(strategy):
     return tf is not None and isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy
     )
+
+
+def set_initial_epoch(model, epoch):
+    """Makes `fit` start at `epoch` (None: at its `initial_epoch` argument).
+
+    Keras 3.15's `fit` reads the private `_initial_epoch` right after
+    `on_train_begin`; it is how `keras.callbacks.BackupAndRestore` moves
+    the start epoch, and a callback has no public way to do it.
+
+    Args:
+        model: a `keras.Model` inside `fit`.
+        epoch: int or None.
+    """
+    model._initial_epoch = epoch
+
+
+def swap_train_function(model, function):
+    """Makes `fit` call `function` for its next steps; returns the old one.
+
+    Keras 3.15's TensorFlow `fit` loop looks up `model.train_function` at
+    every step and calls it on the data iterator; a callback has no public
+    way to skip steps.
+
+    Args:
+        model: a `keras.Model` inside `fit`.
+        function: the new step function.
+
+    Returns:
+        The step function it replaces.
+    """
+    previous = model.train_function
+    model.train_function = function
+    return previous
+
+
+def skip_step_function(model):
+    """A step function that consumes one step's batches and trains nothing.
+
+    Keras 3.15's TensorFlow `fit` passes its step function the data
+    iterator; a step takes `steps_per_execution` batches from it and
+    raises `StopIteration` when there are none, which ends the epoch.
+
+    Args:
+        model: a `keras.Model` inside `fit`, TensorFlow backend.
+
+    Returns:
+        A function of the iterator that returns empty logs.
+    """
+
+    def skip(iterator):
+        for index in range(model.steps_per_execution):
+            try:
+                next(iterator)
+            except StopIteration:
+                if index == 0:
+                    raise
+                break
+        return {}
+
+    return skip

@@ -8,8 +8,10 @@ from keras import ops
 
 from tfkd import _compat
 from tfkd import callbacks as callbacks_module
+from tfkd import distiller_config
 from tfkd import distiller_losses
 from tfkd import distiller_validation as validation
+from tfkd import distiller_weights
 from tfkd import labels as labels_module
 from tfkd import model_utils
 from tfkd.api_export import tfkd_export
@@ -19,7 +21,7 @@ MIN_TEMPERATURE = validation.MIN_TEMPERATURE
 
 
 @tfkd_export("tfkd.Distiller")
-class Distiller(keras.Model):
+class Distiller(distiller_config.DistillerConfig, keras.Model):
     """Distils a frozen teacher into a student with `fit`.
 
     The student is trained on a mix of the hard labels and the teacher's soft
@@ -60,6 +62,19 @@ class Distiller(keras.Model):
     (e.g. `keras.losses.KLDivergence()` or `"kl_divergence"`) gets teacher
     and student probabilities at temperature `T`, scaled by `T**2`; a binary
     output is expanded to `[1 - p, p]` so such a loss still transfers.
+
+    `sample_weight` (a `fit`/`evaluate` argument, or the third element of
+    each batch) is one array that weights both loss terms, or a dict
+    `{"student": w_hard, "distillation": w_soft}`, either key optional
+    (weights of 1): `w_hard` weights the hard-label loss and the
+    `weighted_metrics`, and rows where it is 0 count in no metric; `w_soft`
+    weights the soft-target loss. Each term is then
+    `sum_i w[i] * loss[i] / N`, `N` being the number of rows in the batch,
+    rows of weight 0 included (Keras' `"sum_over_batch_size"`; a loss
+    object with another reduction keeps its own). A row of hard weight 0,
+    such as an unlabelled `tfkd.datasets.with_transfer_set` row, trains
+    only the soft term, counts in no metric, and its placeholder label is
+    not checked.
 
     Saving: a custom loss function or class must be registered with
     `@keras.saving.register_keras_serializable()` (or passed to `load_model`
@@ -117,27 +132,6 @@ class Distiller(keras.Model):
             name="distillation_loss"
         )
         self._compile_args = None
-
-    @property
-    def alpha(self):
-        """Weight of the hard-label loss, in [0, 1]."""
-        return self._alpha_value
-
-    @alpha.setter
-    def alpha(self, value):
-        # The Python mirror keeps configs free of float32 rounding.
-        self._alpha_value = validation.validate_alpha(value)
-        self._alpha.assign(self._alpha_value)
-
-    @property
-    def temperature(self):
-        """Temperature of the soft targets, >= `MIN_TEMPERATURE`."""
-        return self._temperature_value
-
-    @temperature.setter
-    def temperature(self, value):
-        self._temperature_value = validation.validate_temperature(value)
-        self._temperature.assign(self._temperature_value)
 
     def compile(
         self,
@@ -215,11 +209,13 @@ class Distiller(keras.Model):
         arguments = _bind(super().fit, args, kwargs)
         self._require_compiled()
         validation.check_trainable_state(self.teacher, self.student)
-        self._check_labels(arguments.get("x"), arguments.get("y"), "training")
-        val_x, val_y = labels_module.unpack_validation_data(
+        self._check_labels(arguments, "training")
+        val_x, val_y, val_w = labels_module.unpack_validation_data(
             arguments.get("validation_data")
         )
-        self._check_labels(val_x, val_y, "validation")
+        self._check_labels(
+            {"x": val_x, "y": val_y, "sample_weight": val_w}, "validation"
+        )
         arguments["callbacks"] = callbacks_module.with_nan_guard(
             arguments.get("callbacks")
         )
@@ -235,18 +231,14 @@ class Distiller(keras.Model):
         # `fit` checked its validation data already.
         if not _compat.is_validation_pass(extra):
             self._require_compiled()
-            x, y = arguments.get("x"), arguments.get("y")
-            self._check_labels(x, y, "evaluation")
+            self._check_labels(arguments, "evaluation")
         return super().evaluate(**arguments, **extra)
 
-    def save(self, filepath, *args, **kwargs):
-        # Keras opens the file before it serializes the compile settings:
-        # serialize first, so a loss that cannot be saved writes nothing.
-        self.get_compile_config()
-        return super().save(filepath, *args, **kwargs)
-
-    def _check_labels(self, x, y, where):
-        batch = labels_module.first_batch(x, y)
+    def _check_labels(self, arguments, where):
+        batch = labels_module.first_batch(
+            arguments.get("x"), arguments.get("y"),
+            arguments.get("sample_weight"),
+        )
         if batch is None:
             return
         shape = validation.output_shape(
@@ -311,6 +303,18 @@ class Distiller(keras.Model):
             x, y, y_pred, sample_weight, track_total=False
         )
 
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Compiled metrics on the student's logits against the hard labels.
+
+        With a dict `sample_weight` a row of hard weight 0 counts in no
+        metric (see `tfkd.distiller_weights`). Keras' JAX and torch steps
+        call this too.
+        """
+        if not distiller_weights.is_per_term(sample_weight):
+            return super().compute_metrics(x, y, y_pred, sample_weight)
+        distiller_weights.update_metrics(self, y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
     def _step_logs(self, x, y, y_pred, sample_weight):
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         return _compat.reducible_logs(self.distribute_strategy, logs)
@@ -341,12 +345,13 @@ class Distiller(keras.Model):
         )
         kind = self._kind_for(tuple(y_pred.shape))
         student_fn, distill_fn = self._loss_fns(kind)
+        hard, soft = distiller_weights.split_sample_weight(sample_weight)
         student_loss = ops.cast(
-            student_fn(y, y_pred, sample_weight=sample_weight), "float32"
+            student_fn(y, y_pred, sample_weight=hard), "float32"
         )
         distillation_loss = distiller_losses.soft_target_loss(
             kind, distill_fn, teacher_logits, y_pred,
-            ops.cast(self._temperature, "float32"), sample_weight,
+            ops.cast(self._temperature, "float32"), soft,
         )
         alpha = ops.cast(self._alpha, "float32")
         loss = alpha * student_loss + (1.0 - alpha) * distillation_loss
@@ -371,39 +376,6 @@ class Distiller(keras.Model):
         # Keep the defaults so every traced step reuses the same objects.
         self.student_loss_fn, self.distillation_loss_fn = student_fn, distill_fn
         return student_fn, distill_fn
-
-    def get_config(self):
-        serialize = keras.saving.serialize_keras_object
-        return {
-            **super().get_config(),
-            "teacher": serialize(self.teacher),
-            "student": serialize(self.student),
-            "kind": self.kind,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for role in ("teacher", "student"):
-            config[role] = keras.saving.deserialize_keras_object(config[role])
-        return cls(**config)
-
-    def get_compile_config(self):
-        if self._compile_args is None:
-            return {}
-        return {
-            "optimizer": keras.saving.serialize_keras_object(self.optimizer),
-            **self._compile_args.serialize(),
-            "alpha": self.alpha,
-            "temperature": self.temperature,
-        }
-
-    def compile_from_config(self, config):
-        config = distiller_losses.deserialize_compile_args(config)
-        kwargs = config.pop("kwargs", None) or {}
-        self.compile(**config, **kwargs)
-        if self.built:
-            self.optimizer.build(self.student.trainable_variables)
 
 
 def _strategy(model):

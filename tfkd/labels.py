@@ -12,6 +12,8 @@ import sys
 import keras
 import numpy as np
 
+from tfkd import distiller_weights
+
 # Dense rows for a softmax loss must sum to 1 up to float32 rounding of
 # probabilities written by the user's pipeline.
 ROW_SUM_TOLERANCE = 1e-3
@@ -22,18 +24,23 @@ _DENSE_LOSSES = (
 )
 
 
-def first_batch(x, y=None):
+def first_batch(x, y=None, sample_weight=None):
     """The features and labels of the first batch, without consuming it.
 
     A `tf.data.Dataset` is peeked through one extra iteration: training
     still sees every element, but a dataset that reshuffles each iteration
     (`shuffle(..., reshuffle_each_iteration=True)`, the default) then
-    shuffles the epochs in a different, still seeded, order.
+    shuffles the epochs in a different, still seeded, order. Rows whose
+    hard-label weight is 0 (a transfer-set row's placeholder label, see
+    `tfkd.distiller_weights`) are left out of the labels: they train
+    nothing on them.
 
     Args:
         x: what `fit`/`evaluate` got as `x` (arrays, a dict of arrays, a
             `tf.data.Dataset`, a `keras.utils.PyDataset`, ...).
         y: the labels, when given apart from `x`.
+        sample_weight: the weights, when given apart from `x`: one array
+            or a dict `{"student": ..., "distillation": ...}`.
 
     Returns:
         `(features, labels)`, or None when the first batch cannot be read
@@ -51,31 +58,63 @@ def first_batch(x, y=None):
     elif isinstance(x, keras.utils.PyDataset):
         element = x[0]
     elif y is not None:
-        element = (x, y)
+        element = (x, y, sample_weight)
     else:
         return None
     if element is None:
         return None
     if not isinstance(element, tuple):
         element = (element,)
-    features, labels, _ = keras.utils.unpack_x_y_sample_weight(element)
-    return None if labels is None else (features, labels)
+    features, labels, weights = keras.utils.unpack_x_y_sample_weight(element)
+    if labels is None:
+        return None
+    return features, labelled_rows(labels, weights)
+
+
+def labelled_rows(labels, sample_weight):
+    """The labels of the rows whose hard-label weight is not 0.
+
+    Args:
+        labels: array-like or tensor, one row per example.
+        sample_weight: None, one array, or a dict as in
+            `tfkd.distiller_weights.split_sample_weight`.
+
+    Returns:
+        The labels of the other rows (a NumPy array), or `labels` as given
+        when there is no hard weight or its rows do not match the labels'.
+
+    Example:
+
+    ```python
+    labelled_rows(np.array([1.0, 7.0]), {"student": np.array([1.0, 0.0])})
+    # array([1.])
+    ```
+    """
+    weights = distiller_weights.hard_weight(sample_weight)
+    if weights is None:
+        return labels
+    weights, values = _as_array(weights), _as_array(labels)
+    if (weights is None or values is None or weights.ndim == 0
+            or values.ndim == 0 or len(weights) != len(values)):
+        return labels
+    keep = (weights.reshape(len(weights), -1) != 0).any(axis=1)
+    return values[keep]
 
 
 def unpack_validation_data(validation_data):
-    """`(x, y)` from `fit`'s `validation_data` (y None inside a dataset).
+    """`(x, y, sample_weight)` from `fit`'s `validation_data`.
 
     Args:
         validation_data: a tuple `(x, y)` or `(x, y, sample_weight)`, a
             dataset, or None.
 
     Returns:
-        `(x, y)` to pass to `first_batch`.
+        `(x, y, sample_weight)` to pass to `first_batch` (`y` and
+        `sample_weight` None for a dataset, which holds its own).
     """
     if isinstance(validation_data, (tuple, list)):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(tuple(validation_data))
-        return x, y
-    return validation_data, None
+        return keras.utils.unpack_x_y_sample_weight(tuple(validation_data))
+    return validation_data, None, None
 
 
 def check_labels(labels, kind, width=None, student_loss=None,

@@ -1,16 +1,46 @@
 """Data for tfkd: MovieLens-100K, your own files, a synthetic twin, tf.data."""
 
+import importlib
+
 from tfkd.datasets.feature_spec import Feature
 from tfkd.datasets.feature_spec import FeatureSpec
-from tfkd.datasets.movielens_files import load_movielens_100k_frames
-from tfkd.datasets.movielens import movielens_100k
-from tfkd.datasets.movielens_data import MovieLensData
-from tfkd.datasets.pipelines import features_from_frame
-from tfkd.datasets.pipelines import frame_to_dataset
 from tfkd.datasets.schema import ITEM_FEATURES
 from tfkd.datasets.schema import USER_FEATURES
-from tfkd.datasets.synthetic import synthetic_movielens
-from tfkd.datasets.tabular import from_files
+
+# The loaders return tf.data pipelines. Without TensorFlow (Keras on JAX)
+# they stay unloaded and the schema above still works; using one then
+# raises the missing-TensorFlow error.
+_NEED_TENSORFLOW = {
+    "MovieLensData": "tfkd.datasets.movielens_data",
+    "features_from_frame": "tfkd.datasets.pipelines",
+    "frame_to_dataset": "tfkd.datasets.pipelines",
+    "from_files": "tfkd.datasets.tabular",
+    "load_movielens_100k_frames": "tfkd.datasets.movielens_files",
+    "movielens_100k": "tfkd.datasets.movielens",
+    "synthetic_movielens": "tfkd.datasets.synthetic",
+    "transfer_set": "tfkd.datasets.transfer",
+    "with_transfer_set": "tfkd.datasets.transfer",
+}
+try:
+    from tfkd.datasets.movielens import movielens_100k
+    from tfkd.datasets.movielens_data import MovieLensData
+    from tfkd.datasets.movielens_files import load_movielens_100k_frames
+    from tfkd.datasets.pipelines import features_from_frame
+    from tfkd.datasets.pipelines import frame_to_dataset
+    from tfkd.datasets.synthetic import synthetic_movielens
+    from tfkd.datasets.tabular import from_files
+    from tfkd.datasets.transfer import transfer_set
+    from tfkd.datasets.transfer import with_transfer_set
+except ModuleNotFoundError as error:
+    if not (error.name or "").startswith("tensorflow"):
+        raise
+
+
+def __getattr__(name):
+    if name in _NEED_TENSORFLOW:
+        importlib.import_module(_NEED_TENSORFLOW[name])
+    raise AttributeError(f"module 'tfkd.datasets' has no attribute {name!r}")
+
 
 __all__ = [
     "Feature",
@@ -24,4 +54,6 @@ __all__ = [
     "load_movielens_100k_frames",
     "movielens_100k",
     "synthetic_movielens",
+    "transfer_set",
+    "with_transfer_set",
 ]
