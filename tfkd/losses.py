@@ -13,6 +13,14 @@ from keras import ops
 
 from tfkd.api_export import tfkd_export
 
+__all__ = [
+    "BinaryKLDivergence",
+    "CategoricalKLDivergence",
+    "ListwiseSoftmaxCrossEntropy",
+    "LogitDistillationLoss",
+    "PADDING_SCORE",
+]
+
 
 @tfkd_export("tfkd.losses.LogitDistillationLoss")
 class LogitDistillationLoss(keras.losses.Loss):

@@ -13,6 +13,8 @@ from tfkd.api_export import tfkd_export
 
 DEFAULT_LOGITS_KEY = "teacher_logits"
 
+__all__ = ["CachedLogits", "DEFAULT_LOGITS_KEY", "Ensemble", "cache_logits"]
+
 
 @tfkd_export("tfkd.teachers.Ensemble")
 class Ensemble(keras.Model):
