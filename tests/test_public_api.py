@@ -16,6 +16,10 @@ PUBLIC = {
         "Distiller", "callbacks", "datasets", "evaluation", "export",
         "losses", "models", "teachers", "__version__",
     ],
+    "tfkd.callbacks": [
+        "AlphaScheduler", "BackupAndRestore", "RaiseOnNaN", "STATE_FILE",
+        "TemperatureScheduler",
+    ],
     "tfkd.datasets": [
         "Feature", "FeatureSpec", "ITEM_FEATURES", "MovieLensData",
         "USER_FEATURES", "features_from_frame", "from_files",

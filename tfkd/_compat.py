@@ -179,40 +179,29 @@ def set_initial_epoch(model, epoch):
     model._initial_epoch = epoch
 
 
-def swap_train_function(model, function):
-    """Makes `fit` call `function` for its next steps; returns the old one.
+def skip_batches(model, batches):
+    """Makes `fit`'s next steps read `batches` batches and train nothing.
 
-    Keras 3.15's TensorFlow `fit` loop looks up `model.train_function` at
-    every step and calls it on the data iterator; a callback has no public
-    way to skip steps.
-
-    Args:
-        model: a `keras.Model` inside `fit`.
-        function: the new step function.
-
-    Returns:
-        The step function it replaces.
-    """
-    previous = model.train_function
-    model.train_function = function
-    return previous
-
-
-def skip_step_function(model):
-    """A step function that consumes one step's batches and trains nothing.
-
-    Keras 3.15's TensorFlow `fit` passes its step function the data
-    iterator; a step takes `steps_per_execution` batches from it and
-    raises `StopIteration` when there are none, which ends the epoch.
+    Keras 3.15's TensorFlow `fit` looks `model.train_function` up at every
+    step and calls it on the data iterator; a callback has no public way
+    to skip steps. Each skipped step takes `steps_per_execution` batches
+    (`StopIteration` when there are none ends the epoch, as a real step
+    does). The real function comes back after the last skipped step, on
+    `stop_skipping`, or when called on another iterator (a later `fit`),
+    so an interrupted `fit` never leaves a model that trains nothing.
 
     Args:
         model: a `keras.Model` inside `fit`, TensorFlow backend.
-
-    Returns:
-        A function of the iterator that returns empty logs.
+        batches: int. How many batches to skip.
     """
+    original = model.train_function
+    state = {"read": 0, "iterator": None}
 
     def skip(iterator):
+        if state["iterator"] is not None and state["iterator"] is not iterator:
+            model.train_function = original
+            return original(iterator)
+        state["iterator"] = iterator
         for index in range(model.steps_per_execution):
             try:
                 next(iterator)
@@ -220,6 +209,21 @@ def skip_step_function(model):
                 if index == 0:
                     raise
                 break
+            state["read"] += 1
+        if state["read"] >= batches:
+            model.train_function = original
         return {}
 
-    return skip
+    skip.original = original
+    model.train_function = skip
+
+
+def stop_skipping(model):
+    """Gives back the step function `skip_batches` replaced, if it still is.
+
+    Args:
+        model: a `keras.Model`.
+    """
+    original = getattr(model.train_function, "original", None)
+    if original is not None:
+        model.train_function = original

@@ -1,7 +1,7 @@
 """The Distiller: a `keras.Model` that trains a student on a teacher's
 soft targets."""
 
-import inspect
+import contextlib
 
 import keras
 from keras import ops
@@ -124,8 +124,8 @@ class Distiller(distiller_config.DistillerConfig, keras.Model):
         self.teacher = teacher
         self.student = student
         self.teacher.trainable = False
-        self._alpha = _scalar_variable(0.1, "alpha")
-        self._temperature = _scalar_variable(3.0, "temperature")
+        self._alpha = validation.scalar_variable(0.1, "alpha")
+        self._temperature = validation.scalar_variable(3.0, "temperature")
         self._alpha_value, self._temperature_value = 0.1, 3.0
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
@@ -206,10 +206,10 @@ class Distiller(distiller_config.DistillerConfig, keras.Model):
         `callbacks` has one, so a NaN loss stops training with an error
         that names the batch.
         """
-        arguments = _bind(super().fit, args, kwargs)
+        arguments = validation.bind_arguments(super().fit, args, kwargs)
         self._require_compiled()
         validation.check_trainable_state(self.teacher, self.student)
-        self._check_labels(arguments, "training")
+        self._build_from(self._check_labels(arguments, "training"))
         val_x, val_y, val_w = labels_module.unpack_validation_data(
             arguments.get("validation_data")
         )
@@ -226,7 +226,7 @@ class Distiller(distiller_config.DistillerConfig, keras.Model):
 
         Checks the labels of the first batch against the kind.
         """
-        arguments = _bind(super().evaluate, args, kwargs)
+        arguments = validation.bind_arguments(super().evaluate, args, kwargs)
         extra = arguments.pop("kwargs", {})
         # `fit` checked its validation data already.
         if not _compat.is_validation_pass(extra):
@@ -240,15 +240,29 @@ class Distiller(distiller_config.DistillerConfig, keras.Model):
             arguments.get("sample_weight"),
         )
         if batch is None:
-            return
+            return None
         shape = validation.output_shape(
-            self.student, batch[0], _strategy(self)
+            self.student, batch[0], validation.strategy_of(self)
         )
         kind = self._kind_for(shape)
         loss = self.student_loss_fn or distiller_losses.default_student_loss(
             kind
         )
         labels_module.check_labels(batch[1], kind, shape[-1], loss, where)
+        return batch
+
+    def _build_from(self, batch):
+        # Callbacks that load weights before the first step (Keras'
+        # `BackupAndRestore`) need a built model; without a strategy
+        # TensorFlow would build it only at that step.
+        if self.built or batch is None:
+            return
+        shapes = keras.tree.map_structure(
+            lambda v: (None, *tuple(v.shape)[1:]), batch[0]
+        )
+        strategy = validation.strategy_of(self)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            self.build(shapes)
 
     def _require_compiled(self):
         if self._compile_args is None:
@@ -260,7 +274,7 @@ class Distiller(distiller_config.DistillerConfig, keras.Model):
         # keras-team/keras#20585: Keras 3.15's build from the first batch
         # fails under MultiWorkerMirroredStrategy; see `_compat`.
         iterator, data_batch = _compat.first_local_batch(
-            _strategy(self), iterator, data_batch
+            validation.strategy_of(self), iterator, data_batch
         )
         return super()._maybe_symbolic_build(
             iterator=iterator, data_batch=data_batch
@@ -377,18 +391,3 @@ class Distiller(distiller_config.DistillerConfig, keras.Model):
         self.student_loss_fn, self.distillation_loss_fn = student_fn, distill_fn
         return student_fn, distill_fn
 
-
-def _strategy(model):
-    # Only the TensorFlow backend has `tf.distribute` strategies.
-    return getattr(model, "distribute_strategy", None)
-
-
-def _scalar_variable(value, name):
-    # float32 under any dtype policy: a mixed policy would autocast it.
-    return keras.Variable(value, trainable=False, dtype="float32",
-                          autocast=False, name=name)
-
-
-def _bind(method, args, kwargs):
-    """`fit`/`evaluate` arguments by name, however they were passed."""
-    return dict(inspect.signature(method).bind(*args, **kwargs).arguments)

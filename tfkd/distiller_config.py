@@ -8,6 +8,8 @@ free of float32 rounding. `get_config` holds both models and the kind;
 """
 
 import keras
+import numpy as np
+from keras import ops
 
 from tfkd import distiller_losses
 from tfkd import distiller_validation as validation
@@ -35,6 +37,17 @@ class DistillerConfig:
     def temperature(self, value):
         self._temperature_value = validation.validate_temperature(value)
         self._temperature.assign(self._temperature_value)
+
+    def load_own_variables(self, store):
+        # `load_weights` (so `BackupAndRestore`) restores the variables;
+        # the Python values follow, kept exact where they round to the
+        # same float32.
+        super().load_own_variables(store)
+        for name in ("alpha", "temperature"):
+            restored = float(ops.convert_to_numpy(getattr(self, f"_{name}")))
+            mirror = getattr(self, f"_{name}_value")
+            if np.float32(mirror) != np.float32(restored):
+                setattr(self, f"_{name}_value", restored)
 
     def save(self, filepath, *args, **kwargs):
         # Keras opens the file before it serializes the compile settings:

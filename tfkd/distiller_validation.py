@@ -7,6 +7,7 @@ mistake.
 """
 
 import contextlib
+import inspect
 import math
 
 import keras
@@ -305,3 +306,29 @@ def check_trainable_state(teacher, student):
             "`student.trainable = True` and compile again. "
             f"Received: student.trainable={student.trainable}"
         )
+
+
+def strategy_of(model):
+    """The model's `tf.distribute.Strategy`, or None off TensorFlow.
+
+    Args:
+        model: `keras.Model`.
+
+    Returns:
+        A strategy, or None: only the TensorFlow backend has them.
+    """
+    return getattr(model, "distribute_strategy", None)
+
+
+def scalar_variable(value, name):
+    """A non-trainable float32 scalar, as `alpha` and `temperature` are.
+
+    float32 under any dtype policy: a mixed policy would autocast it.
+    """
+    return keras.Variable(value, trainable=False, dtype="float32",
+                          autocast=False, name=name)
+
+
+def bind_arguments(method, args, kwargs):
+    """`fit`/`evaluate` arguments by name, however they were passed."""
+    return dict(inspect.signature(method).bind(*args, **kwargs).arguments)
