@@ -9,6 +9,8 @@ each one whose imports succeed.
 import importlib
 import os
 
+from tfkd import tensorflow_optional
+
 # TensorFlow's C++ start-up chatter buries Keras' progress bars in notebooks.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -57,7 +59,7 @@ def _register_keras_objects():
         except ModuleNotFoundError as error:
             # Without TensorFlow the modules that need it stay unloaded;
             # `tfkd.<name>` then raises this same error when used.
-            if not (error.name or "").startswith("tensorflow"):
+            if not tensorflow_optional.is_missing_tensorflow(error):
                 raise
 
 

@@ -1,7 +1,6 @@
 """Data for tfkd: MovieLens-100K, your own files, a synthetic twin, tf.data."""
 
-import importlib
-
+from tfkd import tensorflow_optional
 from tfkd.datasets.feature_spec import Feature
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.schema import ITEM_FEATURES
@@ -21,26 +20,10 @@ _NEED_TENSORFLOW = {
     "transfer_set": "tfkd.datasets.transfer",
     "with_transfer_set": "tfkd.datasets.transfer",
 }
-try:
-    from tfkd.datasets.movielens import movielens_100k
-    from tfkd.datasets.movielens_data import MovieLensData
-    from tfkd.datasets.movielens_files import load_movielens_100k_frames
-    from tfkd.datasets.pipelines import features_from_frame
-    from tfkd.datasets.pipelines import frame_to_dataset
-    from tfkd.datasets.synthetic import synthetic_movielens
-    from tfkd.datasets.tabular import from_files
-    from tfkd.datasets.transfer import transfer_set
-    from tfkd.datasets.transfer import with_transfer_set
-except ModuleNotFoundError as error:
-    if not (error.name or "").startswith("tensorflow"):
-        raise
-
-
-def __getattr__(name):
-    if name in _NEED_TENSORFLOW:
-        importlib.import_module(_NEED_TENSORFLOW[name])
-    raise AttributeError(f"module 'tfkd.datasets' has no attribute {name!r}")
-
+tensorflow_optional.bind(globals(), _NEED_TENSORFLOW)
+__getattr__ = tensorflow_optional.missing_attribute(
+    __name__, _NEED_TENSORFLOW
+)
 
 __all__ = [
     "Feature",

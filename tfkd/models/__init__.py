@@ -1,7 +1,6 @@
 """Teacher and student builders: ranking (CTR / rating) and retrieval."""
 
-import importlib
-
+from tfkd import tensorflow_optional
 from tfkd.models.feature_embedding import FeatureEmbedding
 from tfkd.models.masked_mean_pooling import MaskedMeanPooling
 from tfkd.models.presets import student
@@ -16,19 +15,10 @@ _NEED_TENSORFLOW = {
     "TwoTowerModel": "tfkd.models.two_tower",
     "two_tower": "tfkd.models.two_tower",
 }
-try:
-    from tfkd.models.two_tower import TwoTowerModel
-    from tfkd.models.two_tower import two_tower
-except ModuleNotFoundError as error:
-    if not (error.name or "").startswith("tensorflow"):
-        raise
-
-
-def __getattr__(name):
-    if name in _NEED_TENSORFLOW:
-        importlib.import_module(_NEED_TENSORFLOW[name])
-    raise AttributeError(f"module 'tfkd.models' has no attribute {name!r}")
-
+tensorflow_optional.bind(globals(), _NEED_TENSORFLOW)
+__getattr__ = tensorflow_optional.missing_attribute(
+    __name__, _NEED_TENSORFLOW
+)
 
 __all__ = [
     "FeatureEmbedding",
