@@ -13,6 +13,8 @@ import tf_keras
 from tfkd import datasets
 from tfkd import losses
 from tfkd import models
+from tfkd.export import compression_finetune
+from tfkd.export import pruning
 from tfkd.export import qat
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.tf_keras_bridge import to_tf_keras
@@ -115,7 +117,8 @@ class TestDistillationLoss:
         soft = losses.BinaryKLDivergence()(teacher / t, student / t) * t**2
         expected = alpha * float(hard) + (1 - alpha) * float(soft)
         y_true = tf.constant(np.concatenate([labels, teacher], axis=1))
-        actual = qat.distillation_loss(alpha, t)(y_true, student)
+        loss = compression_finetune.distillation_loss(alpha, t)
+        actual = loss(y_true, student)
         assert float(tf.reduce_mean(actual)) == pytest.approx(
             expected, rel=1e-5
         )
@@ -126,7 +129,7 @@ class TestDistillationLoss:
     )
     def test_bad_values(self, kwargs):
         with pytest.raises(ValueError, match="must be"):
-            qat.distillation_loss(**kwargs)
+            compression_finetune.distillation_loss(**kwargs)
 
 
 class TestQuantizationAwareFinetune:
@@ -203,7 +206,7 @@ class TestQuantizationAwareFinetune:
 class TestPruneFinetune:
     def test_reaches_target_sparsity(self, data, trained, tmp_path):
         teacher, student = trained
-        report = qat.prune_finetune(
+        report = pruning.prune_finetune(
             student, teacher, data.train, tmp_path / "pruned.tflite",
             validation_data=data.test, target_sparsity=0.5, epochs=2,
             learning_rate=1e-3, num_calibration_batches=10,
@@ -219,7 +222,7 @@ class TestPruneFinetune:
     def test_bad_sparsity(self, data, trained, tmp_path):
         _, student = trained
         with pytest.raises(ValueError, match="target_sparsity"):
-            qat.prune_finetune(
+            pruning.prune_finetune(
                 student, None, data.train, tmp_path / "p.tflite",
                 target_sparsity=1.0,
             )

@@ -148,12 +148,13 @@ def _add_ratios(results):
 
 def _compressed(student, teacher, data, workdir):
     """QAT and pruned int8 files, in the same units as the PTQ entries."""
+    from tfkd.export import pruning
     from tfkd.export import qat
 
     results = {}
     for name, finetune in (
         ("qat_int8", qat.quantization_aware_finetune),
-        ("pruned_int8", qat.prune_finetune),
+        ("pruned_int8", pruning.prune_finetune),
     ):
         start = time.perf_counter()
         report = finetune(

@@ -18,6 +18,7 @@ from tfkd import evaluation
 from tfkd.datasets import features_from_frame
 from tfkd.datasets import movielens_100k
 from tfkd.distiller import Distiller
+from tfkd.export import pruning
 from tfkd.export import qat
 from tfkd.export.tflite_export import to_tflite
 from tfkd.models import presets
@@ -113,7 +114,7 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
                 "bytes": report.bytes, "gzip_bytes": report.gzip_bytes}
 
     def prune_row():
-        report = qat.prune_finetune(
+        report = pruning.prune_finetune(
             student, teacher, data.train,
             os.path.join(out_dir, "pruned_int8.tflite"),
             validation_data=data.test, epochs=prune_epochs,
