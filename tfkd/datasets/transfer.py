@@ -15,6 +15,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfkd import teachers
+from tfkd.datasets import pipelines
 from tfkd.datasets.pipelines import features_from_frame
 
 SAMPLING = ("popularity", "uniform")
@@ -160,7 +161,7 @@ def with_transfer_set(data, teacher=None, size=5.0, seed=0,
     distiller.fit(train, validation_data=data.val, epochs=5)
     ```
     """
-    _check_batch_size(batch_size)
+    pipelines.validate_batch_size(batch_size)
     transfer = transfer_set(data, teacher, size, seed, sampling, logits_key)
     labelled = data.frames["train"]
     spec = data.spec
@@ -330,16 +331,3 @@ def _score(teacher, frame, spec, logits_key):
 def _concat(first, second):
     return {name: np.concatenate([first[name], second[name]])
             for name in first}
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(
-        batch_size, (int, np.integer)
-    ):
-        raise TypeError(
-            f"`batch_size` must be an int. Received: batch_size={batch_size!r}"
-        )
-    if batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be >= 1. Received: batch_size={batch_size}"
-        )
