@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,17 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import loopback
+
 WORKER = Path(__file__).with_name("mwms_worker.py")
-
-
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _env(tf_config=None):
@@ -39,7 +30,7 @@ def _load(path):
 
 @pytest.mark.slow
 def test_two_workers_match_single_process(tmp_path):
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    workers = [f"127.0.0.1:{p}" for p in loopback.free_ports(2)]
     procs = []
     for index in range(2):
         config = {

@@ -13,7 +13,6 @@ starts at iteration 20 and trains the 16 steps left.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import loopback
 import resume_worker as worker
 import tfkd
 
@@ -42,7 +42,8 @@ def _run_workers(paths, *args):
     """One worker per `(out, backup_dir)`; two or more form a cluster."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    hosts = [f"127.0.0.1:{port}" for port in _free_ports(len(paths))]
+    ports = loopback.free_ports(len(paths))
+    hosts = [f"127.0.0.1:{port}" for port in ports]
     start, procs = time.perf_counter(), []
     for index, (out, backup_dir) in enumerate(paths):
         if len(paths) > 1:
@@ -67,16 +68,6 @@ def _run_workers(paths, *args):
               f"rc={result.returncode}, {seconds:.1f} s, "
               f"{result.stdout.strip()}")
     return results
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _load(path):
