@@ -11,8 +11,10 @@ import pytest
 from keras import ops
 
 import tfkd
+from dense_models import FEATURES
+from dense_models import dense_model
+from dense_models import sigmoid
 
-FEATURES = 6
 T = 2.0
 
 
@@ -40,21 +42,6 @@ LOSSES = {
 }
 
 
-def _model(seed):
-    inputs = keras.Input((FEATURES,))
-    z = keras.layers.Dense(
-        8, "relu", kernel_initializer=keras.initializers.GlorotUniform(seed)
-    )(inputs)
-    outputs = keras.layers.Dense(
-        1, kernel_initializer=keras.initializers.GlorotUniform(seed + 1)
-    )(z)
-    return keras.Model(inputs, outputs)
-
-
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(3)
@@ -63,7 +50,7 @@ def data():
 
 
 def _distiller(**compile_kwargs):
-    distiller = tfkd.Distiller(_model(1), _model(5))
+    distiller = tfkd.Distiller(dense_model(1), dense_model(5))
     distiller.compile(keras.optimizers.SGD(0.05), alpha=0.5, temperature=T,
                       **compile_kwargs)
     return distiller
@@ -82,7 +69,7 @@ class TestCallableLosses:
         # two columns of the squared gap is (p_t - p_s)**2. Times T**2.
         t = distiller.teacher.predict(x, verbose=0)[:, 0]
         s = distiller.student.predict(x, verbose=0)[:, 0]
-        expected = T**2 * np.mean((_sigmoid(t / T) - _sigmoid(s / T)) ** 2)
+        expected = T**2 * np.mean((sigmoid(t / T) - sigmoid(s / T)) ** 2)
         assert result["distillation_loss"] == pytest.approx(expected, 1e-4)
 
     @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -107,7 +94,7 @@ class TestCallableLosses:
         both.fit(x, y, batch_size=16, epochs=1, verbose=0)
         history = _distiller().fit(x, y, batch_size=16, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
-        plain = _model(9)
+        plain = dense_model(9)
         plain.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
         plain.fit(x, y, epochs=1, verbose=0)
 
@@ -118,7 +105,7 @@ class TestSavingCustomLosses:
         distiller = _distiller(distillation_loss_fn=registered_squared_gap)
         distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
         distiller.save(tmp_path / "d.keras")
-        restored = keras.models.load_model(tmp_path / "d.keras")
+        restored = keras.models.loaddense_model(tmp_path / "d.keras")
         expected = distiller.evaluate(x, y, verbose=0, return_dict=True)
         actual = restored.evaluate(x, y, verbose=0, return_dict=True)
         assert actual["distillation_loss"] == pytest.approx(
@@ -134,8 +121,8 @@ class TestSavingCustomLosses:
         distiller.save(path)
         with pytest.raises(TypeError, match=r"`student_loss_fn`.*"
                            r"custom_objects=\{'squared_gap': squared_gap\}"):
-            keras.models.load_model(path)
-        restored = keras.models.load_model(
+            keras.models.loaddense_model(path)
+        restored = keras.models.loaddense_model(
             path, custom_objects={"squared_gap": squared_gap}
         )
         expected = distiller.evaluate(x, y, verbose=0, return_dict=True)

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import tfkd
+from dense_models import FEATURES
+from dense_models import dense_model
+from dense_models import sigmoid
 
-FEATURES = 6
 T = 2.0
 
 
@@ -23,26 +25,11 @@ def policy(request):
     keras.mixed_precision.set_global_policy(previous)
 
 
-def _model(seed):
-    inputs = keras.Input((FEATURES,))
-    z = keras.layers.Dense(
-        8, "relu", kernel_initializer=keras.initializers.GlorotUniform(seed)
-    )(inputs)
-    outputs = keras.layers.Dense(
-        1, kernel_initializer=keras.initializers.GlorotUniform(seed + 1)
-    )(z)
-    return keras.Model(inputs, outputs)
-
-
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def test_fit_and_evaluate(policy):
     rng = np.random.default_rng(4)
     x = rng.normal(size=(64, FEATURES)).astype("float32")
     y = (x[:, 0] > 0).astype("float32")
-    teacher, student = _model(1), _model(5)
+    teacher, student = dense_model(1), dense_model(5)
     compute = "float16" if policy == "mixed_float16" else "bfloat16"
     assert student.outputs[0].dtype == compute
     distiller = tfkd.Distiller(teacher, student)
@@ -69,7 +56,7 @@ def test_fit_and_evaluate(policy):
     t = teacher.predict(x, verbose=0)[:, 0].astype(np.float64)
     s = student.predict(x, verbose=0)[:, 0].astype(np.float64)
     bce = np.mean(np.logaddexp(0.0, s) - y * s)
-    p, q = _sigmoid(t / T), _sigmoid(s / T)
+    p, q = sigmoid(t / T), sigmoid(s / T)
     kl = p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
     assert result["student_loss"] == pytest.approx(bce, rel=1e-4)
     assert result["distillation_loss"] == pytest.approx(
