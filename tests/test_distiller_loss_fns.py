@@ -105,7 +105,7 @@ class TestSavingCustomLosses:
         distiller = _distiller(distillation_loss_fn=registered_squared_gap)
         distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
         distiller.save(tmp_path / "d.keras")
-        restored = keras.models.loaddense_model(tmp_path / "d.keras")
+        restored = keras.models.load_model(tmp_path / "d.keras")
         expected = distiller.evaluate(x, y, verbose=0, return_dict=True)
         actual = restored.evaluate(x, y, verbose=0, return_dict=True)
         assert actual["distillation_loss"] == pytest.approx(
@@ -121,8 +121,8 @@ class TestSavingCustomLosses:
         distiller.save(path)
         with pytest.raises(TypeError, match=r"`student_loss_fn`.*"
                            r"custom_objects=\{'squared_gap': squared_gap\}"):
-            keras.models.loaddense_model(path)
-        restored = keras.models.loaddense_model(
+            keras.models.load_model(path)
+        restored = keras.models.load_model(
             path, custom_objects={"squared_gap": squared_gap}
         )
         expected = distiller.evaluate(x, y, verbose=0, return_dict=True)
