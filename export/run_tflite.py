@@ -12,12 +12,14 @@ python export/run_tflite.py export/student.tflite --requests requests.json
 
 `requests.json` holds a list of requests, `[{"user_id": 3, "item_id": 7,
 "genres": [4, 9], ...}, ...]`, or one dict of columns, `{"user_id": [3, 5],
-...}`. The sidecar beside the model (`student.json`) gives the input names,
-dtypes and shapes and what the output means. The script prints JSON:
-logits and probabilities for a logit model, probabilities or ratings
-otherwise. A problem (a missing file, requests that are not JSON, a model
-its sidecar does not describe) is one line on stderr and exit status 1;
-`TFKD_DEBUG=1` shows the traceback instead.
+...}`. The sidecar beside the model (`student.json`) gives the task, the
+input names, dtypes and shapes and what each output means. The script
+prints JSON: for a ranking model, logits and probabilities for a logit
+output, probabilities or ratings otherwise; for a retrieval model (the
+requests then hold user features only), `item_ids` and `scores`, the top
+K per request, best first. A problem (a missing file, requests that are
+not JSON, a model its sidecar does not describe) is one line on stderr and
+exit status 1; `TFKD_DEBUG=1` shows the traceback instead.
 """
 
 import argparse
@@ -32,6 +34,10 @@ from ai_edge_litert.interpreter import Interpreter
 SIGNATURE_KEY = "serving_default"
 DEBUG_VARIABLE = "TFKD_DEBUG"
 SIDECAR_KEYS = ("sha256", "signature_key", "inputs", "outputs")
+# The sidecar schemas this runner reads (`format_version`); 1 had no
+# retrieval output kinds and is read as ranking.
+FORMAT_VERSIONS = (1, 2)
+TASKS = ("ranking", "retrieval")
 PADDING_ID = 0
 NUMPY_DTYPES = {"int32": np.int32, "int64": np.int64, "float32": np.float32}
 
@@ -74,6 +80,18 @@ def load_sidecar(model_path, path=None, verify_sha256=True):
         raise ValueError(
             f"{path} is not a tfkd sidecar: expected the keys "
             f"{list(SIDECAR_KEYS)}. Received: missing {missing}"
+        )
+    version = sidecar.get("format_version")
+    if version not in FORMAT_VERSIONS:
+        raise ValueError(
+            f"{path} has sidecar format_version {version!r}; this runner "
+            f"reads {list(FORMAT_VERSIONS)}. Use the run_tflite.py of the "
+            "tfkd version that wrote the model."
+        )
+    if sidecar.get("task", "ranking") not in TASKS:
+        raise ValueError(
+            f"{path} has task {sidecar.get('task')!r}; expected one of "
+            f"{list(TASKS)}."
         )
     if verify_sha256:
         with open(model_path, "rb") as f:
@@ -191,8 +209,31 @@ def _pad(name, value, length):
     return value + [PADDING_ID] * (length - len(value))
 
 
+def run(model_path, requests, sidecar=None):
+    """Runs the model on the requests; returns every output by its kind.
+
+    Args:
+        model_path: str. The `.tflite` file.
+        requests: list of request dicts or a dict of columns.
+        sidecar: dict or None. Defaults to the sidecar beside the model.
+
+    Returns:
+        A dict of output kind (the sidecar's `outputs[i].kind`: `logit`,
+        `probability` or `rating` for ranking; `item_ids` and `scores`
+        for retrieval) to a NumPy array with one row per request.
+    """
+    sidecar = sidecar or load_sidecar(str(model_path))
+    interpreter = Interpreter(model_path=str(model_path), num_threads=1)
+    runner = interpreter.get_signature_runner(sidecar["signature_key"])
+    features = prepare(to_columns(requests), sidecar["inputs"])
+    outputs = runner(**features)
+    return {
+        entry["kind"]: outputs[entry["name"]] for entry in sidecar["outputs"]
+    }
+
+
 def score(model_path, requests, sidecar=None):
-    """Returns the model's raw output for each request.
+    """Returns a ranking model's one output for each request.
 
     Args:
         model_path: str. The `.tflite` file.
@@ -202,26 +243,36 @@ def score(model_path, requests, sidecar=None):
     Returns:
         A float32 array of shape `(num_requests,)`: logits for a logit
         model, probabilities or ratings otherwise (see the sidecar).
+
+    Raises:
+        ValueError: For a retrieval model (use `run`).
     """
     sidecar = sidecar or load_sidecar(str(model_path))
-    interpreter = Interpreter(model_path=str(model_path), num_threads=1)
-    runner = interpreter.get_signature_runner(sidecar["signature_key"])
-    features = prepare(to_columns(requests), sidecar["inputs"])
-    output_name = sidecar["outputs"][0]["name"]
-    return runner(**features)[output_name].reshape(-1)
+    if sidecar.get("task", "ranking") != "ranking":
+        raise ValueError(
+            "score() is for ranking models; this sidecar has task "
+            f"{sidecar['task']!r}: use run() for its item ids and scores."
+        )
+    (values,) = run(model_path, requests, sidecar).values()
+    return values.reshape(-1)
 
 
-def to_json(scores, kind):
-    """The printed result: raw outputs under a name that says what they are.
+def to_json(outputs):
+    """The printed result: outputs under names that say what they are.
 
     Args:
-        scores: array of raw outputs.
-        kind: the sidecar's output `kind`.
+        outputs: dict of output kind to array, from `run`.
 
     Returns:
         A JSON-serializable dict.
     """
-    values = scores.astype(np.float64)
+    if "item_ids" in outputs:
+        return {
+            "item_ids": outputs["item_ids"].astype(np.int64).tolist(),
+            "scores": outputs["scores"].astype(np.float64).tolist(),
+        }
+    (kind, values), = outputs.items()
+    values = values.reshape(-1).astype(np.float64)
     if kind == "logit":
         return {
             "logits": values.tolist(),
@@ -253,14 +304,14 @@ def main(argv=None):
     try:
         sidecar = load_sidecar(args.model, args.sidecar)
         requests = _read_json(args.requests, "the requests")
-        scores = score(args.model, requests, sidecar)
+        outputs = run(args.model, requests, sidecar)
     except Exception as e:
         if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
         message = " ".join(f"{type(e).__name__}: {e}".split())
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 1
-    print(json.dumps(to_json(scores, sidecar["outputs"][0]["kind"])))
+    print(json.dumps(to_json(outputs)))
     return 0
 
 

@@ -583,7 +583,8 @@ class TestSidecar:
         assert sidecar["quantization"] == "dynamic"
         assert sidecar["metrics"]["metric"] == "auc"
         assert sidecar["metrics"]["metric_after"] == report.metric_after
-        assert sidecar["format_version"] == 1
+        assert sidecar["format_version"] == 2
+        assert sidecar["compression"] is None
         assert sidecar["tfkd_version"]
         assert sidecar["created"]
 

@@ -1,7 +1,9 @@
 """Tests for the tf_keras bridge, QAT and pruning fine-tunes."""
 
+import importlib.util
 import json
 import os
+import pathlib
 
 import keras
 import keras_rs
@@ -145,14 +147,26 @@ class TestQuantizationAwareFinetune:
         from tfkd import evaluation
 
         float_auc = evaluation.auc(labels, np.asarray(student(features)))
-        assert abs(report.auc_litert - float_auc) < 0.03
+        assert abs(report.metric_after - float_auc) < 0.03
         runner = LiteRTRunner(path)
         assert runner.input_names == sorted(data.spec.names)
         details = runner.interpreter.get_tensor_details()
         assert any(d["dtype"] == np.int8 for d in details)
         assert report.bytes == os.path.getsize(path)
         with open(report.sidecar_path) as f:
-            assert json.load(f)["compression"] == "qat"
+            sidecar = json.load(f)
+        # The one sidecar schema, as `to_tflite` writes it.
+        assert sidecar["format_version"] == 2
+        assert sidecar["task"] == "ranking"
+        assert sidecar["compression"] == report.compression == "qat"
+        assert sidecar["quantization"] == "int8"
+        assert sidecar["outputs"][0]["kind"] == "logit"
+        assert set(sidecar["unknown_ids"]["checked_inputs"]) >= {
+            "user_id", "item_id"
+        }
+        assert sidecar["metrics"]["metric_after"] == report.metric_after
+        assert report.max_abs_diff < 0.5
+        assert "model" not in report.to_dict()
 
     @pytest.mark.parametrize("table_scale", [1.0, 8.0],
                              ids=["preset", "wide_user_table"])
@@ -183,7 +197,7 @@ class TestQuantizationAwareFinetune:
         np.testing.assert_allclose(
             lite_logits.reshape(-1), keras_logits.reshape(-1), atol=0.05
         )
-        assert abs(report.auc_litert - report.auc_keras) < 0.003
+        assert abs(report.metric_after - report.metric_before) < 0.003
         # The fake-quant range of the Concatenate follows the data.
         concat = keras.Model(
             student.inputs, student.get_layer("embeddings").output
@@ -217,7 +231,23 @@ class TestPruneFinetune:
                 kernel = layer.kernel.numpy()
                 assert np.mean(kernel == 0) == pytest.approx(0.5, abs=0.05)
         assert report.gzip_bytes < report.bytes
-        assert report.auc_litert > 0.6
+        assert report.metric_after > 0.6
+        with open(report.sidecar_path) as f:
+            sidecar = json.load(f)
+        assert sidecar["compression"] == "pruning"
+        assert sidecar["metrics"]["sparsity"] == report.sparsity
+
+    def test_export_arguments_checked_before_the_finetune(
+        self, data, trained, tmp_path
+    ):
+        # The same check as `to_tflite`, made before minutes of training.
+        _, student = trained
+        with pytest.raises(ValueError, match="max_metric_drop"):
+            pruning.prune_finetune(
+                student, np.zeros(3), data.train, tmp_path / "p.tflite",
+                max_metric_drop=-1.0,
+            )
+        assert os.listdir(tmp_path) == []
 
     def test_bad_sparsity(self, data, trained, tmp_path):
         _, student = trained
@@ -228,13 +258,20 @@ class TestPruneFinetune:
             )
 
 
+def _load_tool(name):
+    path = pathlib.Path(__file__).parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow
 def test_qat_report_on_movielens(tmp_path):
     # The README's QAT table, on the real data (about 45 s on 2 cores):
     # every int8 file must compute what its own model computes, and QAT
     # must not lose to post-training int8 by more than noise.
-    from tfkd.export import qat_report
-
+    qat_report = _load_tool("qat_report")
     rows = {
         row["variant"]: row
         for row in qat_report.main(

@@ -215,3 +215,94 @@ class TestScore:
         request = dict(artifact["requests"][0], genres=list(range(1, 9)))
         with pytest.raises(ValueError, match="at most 6 values"):
             run_tflite.score(artifact["path"], [request])
+
+
+@pytest.fixture(scope="module")
+def retrieval_artifact(tmp_path_factory):
+    from tfkd import datasets
+    from tfkd import models
+
+    data = datasets.synthetic_movielens(task="retrieval", seed=0)
+    model = models.two_tower(data.spec, embedding_dim=8, hidden=(16,))
+    model.compile(optimizer="adam")
+    model.fit(data.train, epochs=1, verbose=0, shuffle=False)
+    path = tmp_path_factory.mktemp("retrieval") / "retrieval.tflite"
+    report = export.to_tflite_retrieval(
+        model, data.items, path, k=5, users=data.users, latency_runs=5
+    )
+    users = datasets.features_from_frame(
+        data.users.head(NUM_REQUESTS), data.spec,
+        names=datasets.USER_FEATURES,
+    )
+    items = datasets.features_from_frame(
+        data.items, data.spec, names=datasets.ITEM_FEATURES
+    )
+    scores = np.asarray(model.score(users, items))
+    requests = [
+        {name: values[i].tolist() for name, values in users.items()}
+        for i in range(NUM_REQUESTS)
+    ]
+    return {
+        "path": report.path,
+        "requests": requests,
+        "best_ids": items["item_id"][np.argmax(scores, axis=1)],
+    }
+
+
+class TestOneSidecarSchema:
+    """Both tasks write one schema, and the runner reads both."""
+
+    COMMON = {
+        "format_version", "tfkd_version", "task", "signature_key", "inputs",
+        "outputs", "unknown_ids", "feature_spec", "quantization",
+        "compression", "metrics", "bytes", "sha256", "created",
+    }
+
+    def test_keys_and_output_kinds(self, artifact, retrieval_artifact):
+        ranking = run_tflite.load_sidecar(artifact["path"])
+        retrieval = run_tflite.load_sidecar(retrieval_artifact["path"])
+        assert set(ranking) == self.COMMON
+        assert set(retrieval) == self.COMMON | {"k", "num_candidates"}
+        assert ranking["task"] == "ranking"
+        assert retrieval["task"] == "retrieval"
+        assert ranking["format_version"] == retrieval["format_version"] == 2
+        assert [o["kind"] for o in ranking["outputs"]] == ["logit"]
+        assert [o["kind"] for o in retrieval["outputs"]] == [
+            "item_ids", "scores"
+        ]
+        for sidecar in (ranking, retrieval):
+            assert all(o["meaning"] for o in sidecar["outputs"])
+            assert sidecar["unknown_ids"]["scored"] == "as id 0"
+
+    def test_runner_prints_top_k_without_tensorflow(
+        self, retrieval_artifact, blocked_env, tmp_path
+    ):
+        requests = tmp_path / "users.json"
+        requests.write_text(json.dumps(retrieval_artifact["requests"]))
+        result = _run(
+            [str(SCRIPT), retrieval_artifact["path"], "--requests",
+             str(requests)],
+            blocked_env,
+        )
+        assert result.returncode == 0, result.stderr
+        printed = json.loads(result.stdout)
+        ids = np.array(printed["item_ids"])
+        scores = np.array(printed["scores"])
+        assert ids.shape == scores.shape == (NUM_REQUESTS, 5)
+        assert np.all(np.diff(scores, axis=1) <= 0)
+        np.testing.assert_array_equal(
+            ids[:, 0], retrieval_artifact["best_ids"]
+        )
+
+    def test_score_refuses_a_retrieval_model(self, retrieval_artifact):
+        with pytest.raises(ValueError, match="use run"):
+            run_tflite.score(
+                retrieval_artifact["path"], retrieval_artifact["requests"]
+            )
+
+    def test_newer_format_is_refused(self, artifact, tmp_path):
+        sidecar = run_tflite.load_sidecar(artifact["path"])
+        newer = tmp_path / "newer.json"
+        newer.write_text(json.dumps(dict(sidecar, format_version=3)))
+        with pytest.raises(ValueError, match="format_version 3"):
+            run_tflite.load_sidecar(artifact["path"], str(newer))

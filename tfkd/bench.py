@@ -165,8 +165,8 @@ def _compressed(student, teacher, data, workdir):
         results[name] = {
             **_sizes(report.path),
             "gzip_bytes": report.gzip_bytes,
-            "auc": report.auc_litert,
-            "auc_before_conversion": report.auc_keras,
+            "auc": report.metric_after,
+            "auc_before_conversion": report.metric_before,
             "sparsity": report.sparsity,
             "seconds": time.perf_counter() - start,
         }

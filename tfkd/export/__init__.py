@@ -14,7 +14,7 @@ from tfkd.export.tflite_export import to_tflite
 # The QAT / pruning bridge imports tf_keras and TFMOT (seconds, and a
 # second Keras); it loads on first use, not with `import tfkd`.
 _LAZY = {
-    "CompressionReport": "tfkd.export.compression_finetune",
+    "CompressionReport": "tfkd.export.export_report",
     "prune_finetune": "tfkd.export.pruning",
     "quantization_aware_finetune": "tfkd.export.qat",
     "to_tf_keras": "tfkd.export.tf_keras_bridge",

@@ -1,87 +1,31 @@
 """What QAT and pruning fine-tunes share: soft targets, the distillation
-loss, int8 conversion, the LiteRT check and the report.
+loss, and the hand-over to `to_tflite`'s pipeline.
 
 Both fine-tunes start from a trained Keras 3 student, rebuild it in
 tf_keras (`to_tf_keras`, exact), wrap its layers with TFMOT, fine-tune it
-with the same distillation loss as `tfkd.Distiller` against teacher soft
-targets computed once, convert it to full-integer int8 LiteRT and check
-the file with the LiteRT interpreter before an atomic write.
+with the same distillation loss as `tfkd.Distiller` (the same loss
+objects) against teacher soft targets computed once, then hand the
+tf_keras model to the export pipeline (`tflite_export.write_checked`):
+int8 calibration and conversion as in `to_tflite`, the LiteRT parity,
+unknown-id and metric checks, latency, the atomic write and the one
+sidecar schema.
 """
-
-import dataclasses
-import datetime
-import gzip
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfkd.export import atomic_write
-from tfkd import evaluation
-from tfkd.export.converter_utils import SIGNATURE_KEY
-from tfkd.export.converter_utils import strip_tensor_names
-from tfkd.export.litert_runner import LiteRTRunner
-from tfkd.export.sidecar import OUTPUT_MEANINGS
-from tfkd.export.sidecar import SIDECAR_FORMAT_VERSION
-from tfkd.export.sidecar import sha256_of_file
-from tfkd.export.sidecar import tensor_entries
-from tfkd.export.sidecar import tfkd_version
+from tfkd import distiller_losses
+from tfkd import distiller_validation
+from tfkd import losses
+from tfkd.export import export_options
+from tfkd.export import tflite_export
+from tfkd.export.converter_utils import convert_tf_keras_model
+from tfkd.export.export_report import CompressionReport
 
 DEFAULT_CALIBRATION_BATCHES = 100
 SHUFFLE_SEED = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class CompressionReport:
-    """The result of `quantization_aware_finetune` or `prune_finetune`.
-
-    Args:
-        path: str. The int8 `.tflite` file written.
-        bytes: int. Its size.
-        gzip_bytes: int. Its gzip-compressed size (what pruning's zeros
-            save in an app download).
-        method: str. `"qat"` or `"pruning"`.
-        auc_keras: float or None. The fine-tuned tf_keras model's AUC on
-            `validation_data`.
-        auc_litert: float or None. The int8 file's AUC on the same data.
-        sparsity: float or None. Share of zeros in the pruned kernels
-            (pruning only).
-        input_names: tuple of str. Inputs of the LiteRT signature.
-        sidecar_path: str. The JSON sidecar written beside the model.
-        model: `tf_keras.Model`. The fine-tuned model (QAT-wrapped, or
-            pruned and stripped). Not part of `to_dict()`.
-
-    Example:
-
-    ```python
-    report = quantization_aware_finetune(student, teacher, data.train,
-                                         "export/qat.tflite")
-    print(report.to_dict())
-    ```
-    """
-
-    path: str
-    bytes: int
-    gzip_bytes: int
-    method: str
-    auc_keras: float | None
-    auc_litert: float | None
-    sparsity: float | None
-    input_names: tuple
-    sidecar_path: str
-    model: object = dataclasses.field(repr=False, compare=False)
-
-    def to_dict(self):
-        """Returns the report, without the model, as a JSON-ready dict."""
-        result = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "model"
-        }
-        result["input_names"] = list(self.input_names)
-        return result
 
 
 def distillation_loss(alpha=0.5, temperature=2.0):
@@ -117,37 +61,35 @@ def distillation_loss(alpha=0.5, temperature=2.0):
     0.0
     """
     validate_alpha_temperature(alpha, temperature)
+    hard_fn = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+    soft_fn = losses.BinaryKLDivergence(reduction=None)
 
     def loss(y_true, y_pred):
         y_true = tf.cast(y_true, tf.float32)
-        s = tf.reshape(tf.cast(y_pred, tf.float32), [-1])
-        label = y_true[:, 0]
-        t = y_true[:, 1]
-        hard = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=s)
-        t_scaled = t / temperature
-        s_scaled = s / temperature
-        kl = (
-            tf.nn.softplus(-s_scaled)
-            - tf.nn.softplus(-t_scaled)
-            + (1.0 - tf.sigmoid(t_scaled)) * (s_scaled - t_scaled)
+        s = tf.reshape(tf.cast(y_pred, tf.float32), [-1, 1])
+        hard = hard_fn(y_true[:, :1], s)
+        soft = distiller_losses.soft_target_loss(
+            "binary", soft_fn, y_true[:, 1:2], s, temperature
         )
-        # Rounding can leave -1e-8 where the true value is 0.
-        soft = tf.maximum(kl, 0.0) * temperature**2
         return alpha * hard + (1.0 - alpha) * soft
 
     return loss
 
 
 def validate_alpha_temperature(alpha, temperature):
-    """Refuses alpha outside [0, 1] or a temperature <= 0."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(
-            f"`alpha` must be in [0, 1]. Received: alpha={alpha!r}"
-        )
-    if not temperature > 0:
-        raise ValueError(
-            f"`temperature` must be > 0. Received: temperature={temperature!r}"
-        )
+    """Refuses what `tfkd.Distiller` refuses: alpha outside [0, 1], T < 0.05.
+
+    Args:
+        alpha: number. Hard-label weight.
+        temperature: number. Soft-target temperature.
+
+    Returns:
+        `(alpha, temperature)` as floats.
+    """
+    return (
+        distiller_validation.validate_alpha(alpha),
+        distiller_validation.validate_temperature(temperature),
+    )
 
 
 def soft_target_dataset(teacher_or_logits, train_ds, seed=SHUFFLE_SEED):
@@ -229,110 +171,76 @@ def batch_size_of(train_ds):
     raise ValueError("Expected `train_ds` to hold at least one batch.")
 
 
-def convert_int8(model, features, num_batches, batch_size):
-    """Converts a tf_keras model to full-int8 LiteRT bytes."""
-    names = [t.name.split(":")[0] for t in model.inputs]
+def export_settings(student, train_ds, validation_data, settings):
+    """Checks the export arguments up front, before minutes of fine-tune.
 
-    def representative():
-        total = next(iter(features.values())).shape[0]
-        # Full batches only: the TF calibrator sizes tensors on the first
-        # sample and fails on a smaller last batch.
-        for start in range(0, total - batch_size + 1, batch_size)[
-            :num_batches
-        ]:
-            yield {
-                name: features[name][start:start + batch_size]
-                for name in names
-            }
+    The arguments are checked as `to_tflite` checks them, on the Keras 3
+    `student` the twin will be built from.
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=".*tf.lite.Interpreter is deprecated"
-        )
-        # The inputs are int32 ids, which are never quantized; the
-        # converter still asks for their ranges.
-        warnings.filterwarnings(
-            "ignore", message="Statistics for quantized inputs"
-        )
-        return strip_tensor_names(converter.convert())
+    Args:
+        student: `keras.Model`. The Keras 3 student.
+        train_ds: `tf.data.Dataset`. Calibration data.
+        validation_data: `tf.data.Dataset` or None. Parity and metric data.
+        settings: dict with `num_calibration_batches`, `max_metric_drop`
+            and `allow_metric_drop`.
 
-
-def _predict(model, runner, validation_data):
-    keras_out, lite_out, labels = [], [], []
-    for element in validation_data.as_numpy_iterator():
-        batch, label = element[0], element[1]
-        inputs = {name: batch[name] for name in runner.input_names}
-        keras_out.append(np.asarray(model(inputs, training=False)))
-        lite_out.append(runner(inputs)[runner.output_names[0]])
-        labels.append(np.asarray(label).reshape(-1))
-    return (
-        np.concatenate(keras_out).reshape(-1),
-        np.concatenate(lite_out).reshape(-1),
-        np.concatenate(labels),
-    )
-
-
-def write_and_report(model, path, model_bytes, validation_data, method,
-                      sparsity):
-    """Checks the file on LiteRT, writes it atomically, returns the report."""
-    measured = {"auc_keras": None, "auc_litert": None}
-
-    def verify(temp_path):
-        runner = LiteRTRunner(temp_path)
-        expected = sorted(t.name.split(":")[0] for t in model.inputs)
-        if runner.input_names != expected:
-            raise ValueError(
-                f"Expected the LiteRT signature inputs {expected}. "
-                f"Received: {runner.input_names}"
-            )
-        if validation_data is not None:
-            keras_out, lite_out, labels = _predict(
-                model, runner, validation_data
-            )
-            measured["auc_keras"] = evaluation.auc(labels, keras_out)
-            measured["auc_litert"] = evaluation.auc(labels, lite_out)
-        measured["input_names"] = tuple(runner.input_names)
-        return _sidecar(runner, method, measured, sparsity, len(model_bytes),
-                        sha256_of_file(temp_path))
-
-    _, side_path = atomic_write.write_verified(path, model_bytes, verify)
-    return CompressionReport(
-        path=path,
-        bytes=len(model_bytes),
-        gzip_bytes=len(gzip.compress(model_bytes, mtime=0)),
-        method=method,
-        auc_keras=measured["auc_keras"],
-        auc_litert=measured["auc_litert"],
-        sparsity=sparsity,
-        input_names=measured["input_names"],
-        sidecar_path=side_path,
-        model=model,
-    )
-
-
-def _sidecar(runner, method, measured, sparsity, model_bytes, sha256):
-    return {
-        "format_version": SIDECAR_FORMAT_VERSION,
-        "tfkd_version": tfkd_version(),
-        "task": "ranking",
-        "signature_key": SIGNATURE_KEY,
-        "inputs": tensor_entries(runner.input_details),
-        "outputs": [
-            dict(entry, kind="logit", meaning=OUTPUT_MEANINGS["logit"])
-            for entry in tensor_entries(runner.output_details)
-        ],
-        "quantization": "int8",
-        "compression": method,
-        "metrics": {
-            "auc_keras": measured["auc_keras"],
-            "auc_litert": measured["auc_litert"],
-            "sparsity": sparsity,
+    Returns:
+        The resolved options for `export_finetuned`.
+    """
+    options = tflite_export.checked_options(
+        student,
+        "int8",
+        train_ds,
+        validation_data,
+        {
+            "metric": "auto",
+            "output_kind": None,
+            "id_inputs": None,
+            "max_metric_drop": settings["max_metric_drop"],
+            "allow_metric_drop": settings["allow_metric_drop"],
+            "num_calibration_batches": settings["num_calibration_batches"],
+            "latency_runs": tflite_export.DEFAULT_LATENCY_RUNS,
+            "feature_spec": None,
         },
-        "bytes": model_bytes,
-        "sha256": sha256,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-    }
+    )
+    options.pop("id_inputs")
+    options["unknown_ids"] = tflite_export.unknown_ids_of(student)
+    options["num_calibration_batches"] = settings["num_calibration_batches"]
+    return options
+
+
+def export_finetuned(finetuned, path, train_ds, validation_data, options,
+                     compression, sparsity=None):
+    """Hands a fine-tuned tf_keras twin to `to_tflite`'s pipeline.
+
+    The twin is converted to full int8 (calibrated on `train_ds` as
+    `to_tflite` calibrates) and the file is checked against the twin.
+
+    Args:
+        finetuned: `tf_keras.Model`. The fine-tuned twin.
+        path: str. Validated destination.
+        train_ds: `tf.data.Dataset`. Calibration data.
+        validation_data: `tf.data.Dataset` or None. Parity and metric data.
+        options: dict from `export_settings`.
+        compression: str. `"qat"` or `"pruning"`.
+        sparsity: float or None. Pruning's measured sparsity. Defaults to
+            `None`.
+
+    Returns:
+        A `CompressionReport`.
+    """
+    model_bytes = convert_tf_keras_model(
+        finetuned, "int8", train_ds, options["num_calibration_batches"]
+    )
+    return tflite_export.write_checked(
+        finetuned,
+        path,
+        model_bytes,
+        export_options.collect_batches(validation_data),
+        options,
+        compression=compression,
+        extra_metrics=None if sparsity is None else {"sparsity": sparsity},
+        report_class=CompressionReport,
+        sparsity=sparsity,
+        model=finetuned,
+    )

@@ -9,7 +9,8 @@ batch 1 or batch 100 without an explicit resize. Keras' own
 `format="litert"` export takes the same SavedModel route, but it turns on
 SELECT_TF_OPS (a Flex delegate the app would have to ship) and writes
 straight to the destination, which rules out the verify-then-rename write.
-`from_keras_model` is the tf_keras-era entry point and is not used.
+`from_keras_model` is the tf_keras-era entry point, used only for the
+tf_keras twins that QAT and pruning fine-tune (`convert_tf_keras_model`).
 
 What each mode does to a recommender (measured on the test model):
 `dynamic` stores the large Embedding tables and Dense kernels as int8 and
@@ -35,8 +36,8 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from tfkd import _compat
 from tfkd.export import temp_files
+from tfkd.export.sidecar import SIGNATURE_KEY
 
-SIGNATURE_KEY = "serving_default"
 QUANTIZATION_MODES = (None, "dynamic", "float16", "int8")
 # The SavedModel step's folder in the temp dir; see `temp_files`.
 SAVED_MODEL_PREFIX = "tfkd_export_"
@@ -65,21 +66,60 @@ def convert_keras_model(
         converter = tf.lite.TFLiteConverter.from_saved_model(
             saved_dir, signature_keys=[SIGNATURE_KEY]
         )
-        input_specs = _signature_input_specs(saved_dir)
-        _configure(
+        return _convert(
             converter,
             quantization,
             representative_data,
             num_calibration_batches,
-            input_specs,
+            _signature_input_specs(saved_dir),
         )
-        with warnings.catch_warnings():
-            # int8 calibration runs TF's own deprecated tf.lite.Interpreter
-            # inside the converter; the warning is not about tfkd's code.
-            warnings.filterwarnings(
-                "ignore", message=".*tf.lite.Interpreter is deprecated"
-            )
-            return strip_tensor_names(converter.convert())
+
+
+def convert_tf_keras_model(
+    model, quantization, representative_data, num_calibration_batches
+):
+    """Converts a tf_keras model (QAT / pruning twin) to LiteRT bytes.
+
+    TFMOT's wrappers only exist in tf_keras, whose models convert through
+    `from_keras_model`; everything after that (calibration on
+    `representative_data`, name stripping) is `convert_keras_model`'s.
+
+    Args:
+        model: `tf_keras.Model` with one named input per feature.
+        quantization: None, `"dynamic"`, `"float16"` or `"int8"`.
+        representative_data: `tf.data.Dataset` or None. As in
+            `convert_keras_model`.
+        num_calibration_batches: int. Elements of `representative_data`
+            used for calibration.
+
+    Returns:
+        The `.tflite` model as bytes.
+    """
+    input_specs = {
+        tensor.name.split(":")[0]: tf.TensorSpec(tensor.shape, tensor.dtype)
+        for tensor in model.inputs
+    }
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    return _convert(
+        converter, quantization, representative_data,
+        num_calibration_batches, input_specs,
+    )
+
+
+def _convert(converter, quantization, data, num_batches, input_specs):
+    _configure(converter, quantization, data, num_batches, input_specs)
+    with warnings.catch_warnings():
+        # int8 calibration runs TF's own deprecated tf.lite.Interpreter
+        # inside the converter; the warning is not about tfkd's code.
+        warnings.filterwarnings(
+            "ignore", message=".*tf.lite.Interpreter is deprecated"
+        )
+        # Int32 id inputs are never quantized; the converter still asks
+        # for their ranges.
+        warnings.filterwarnings(
+            "ignore", message="Statistics for quantized inputs"
+        )
+        return strip_tensor_names(converter.convert())
 
 
 @contextlib.contextmanager

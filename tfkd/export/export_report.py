@@ -10,6 +10,8 @@ class ExportReport:
     Args:
         path: str. The `.tflite` file written.
         bytes: int. Its size.
+        gzip_bytes: int. Its gzip-compressed size, roughly what it adds
+            to an app download (pruning's zeros only show here).
         quantization: str. `"none"`, `"dynamic"`, `"float16"` or `"int8"`.
         max_abs_diff: float. Largest |LiteRT output - Keras output| over
             the validation data (or the id-0 smoke batch without it).
@@ -36,6 +38,7 @@ class ExportReport:
 
     path: str
     bytes: int
+    gzip_bytes: int
     quantization: str
     max_abs_diff: float
     metric: str | None
@@ -49,3 +52,41 @@ class ExportReport:
     def to_dict(self):
         """Returns the report as a JSON-serializable dict."""
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressionReport(ExportReport):
+    """The result of `quantization_aware_finetune` or `prune_finetune`.
+
+    An `ExportReport` (the file went through the same checks as
+    `to_tflite`'s), plus what the fine-tune did. `metric_before` is the
+    fine-tuned model's metric, `metric_after` the int8 file's.
+
+    Args:
+        compression: str. `"qat"` or `"pruning"`.
+        sparsity: float or None. Share of zeros in the pruned kernels
+            (pruning only).
+        model: `tf_keras.Model`. The fine-tuned model (QAT-wrapped, or
+            pruned and stripped). Not part of `to_dict()`.
+
+    Example:
+
+    ```python
+    report = quantization_aware_finetune(student, teacher, data.train,
+                                         "export/qat.tflite")
+    print(report.to_dict())
+    ```
+    """
+
+    compression: str = "qat"
+    sparsity: float | None = None
+    model: object = dataclasses.field(default=None, repr=False,
+                                      compare=False)
+
+    def to_dict(self):
+        """Returns the report, without the model, as a JSON-ready dict."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name != "model"
+        }

@@ -9,12 +9,11 @@ from tfkd.export import atomic_write
 from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
 from tfkd.export.tf_keras_bridge import to_tf_keras
 from tfkd.export.compression_finetune import DEFAULT_CALIBRATION_BATCHES
-from tfkd.export.compression_finetune import batch_size_of
-from tfkd.export.compression_finetune import convert_int8
+from tfkd.export.compression_finetune import export_finetuned
+from tfkd.export.compression_finetune import export_settings
 from tfkd.export.compression_finetune import fit_distilled
 from tfkd.export.compression_finetune import soft_target_dataset
 from tfkd.export.compression_finetune import validate_alpha_temperature
-from tfkd.export.compression_finetune import write_and_report
 
 def prune_finetune(
     student,
@@ -29,6 +28,8 @@ def prune_finetune(
     temperature=2.0,
     learning_rate=1e-4,
     num_calibration_batches=DEFAULT_CALIBRATION_BATCHES,
+    max_metric_drop=0.005,
+    allow_metric_drop=False,
     verbose=0,
 ):
     """Prunes a student by magnitude while distilling, then int8.
@@ -56,10 +57,15 @@ def prune_finetune(
         temperature: float > 0. Defaults to `2.0`.
         learning_rate: float. Defaults to `1e-4`.
         num_calibration_batches: int >= 1. Defaults to `100`.
+        max_metric_drop: float >= 0. Largest AUC drop allowed from the
+            fine-tuned model to the int8 file, as in `to_tflite`.
+            Defaults to `0.005`.
+        allow_metric_drop: bool. Write the file anyway. Defaults to
+            `False`.
         verbose: int. Passed to `fit`. Defaults to `0`.
 
     Returns:
-        A `CompressionReport` with `method="pruning"` and the measured
+        A `CompressionReport` with `compression="pruning"` and the measured
         `sparsity`; `report.model` is the stripped tf_keras model.
 
     Raises:
@@ -83,7 +89,12 @@ def prune_finetune(
             f"Received: target_sparsity={target_sparsity!r}"
         )
     validate_alpha_temperature(alpha, temperature)
-    dataset, features, _, _ = soft_target_dataset(teacher_or_logits, train_ds)
+    options = export_settings(student, train_ds, validation_data, {
+        "num_calibration_batches": num_calibration_batches,
+        "max_metric_drop": max_metric_drop,
+        "allow_metric_drop": allow_metric_drop,
+    })
+    dataset, _, _, _ = soft_target_dataset(teacher_or_logits, train_ds)
     steps = int(dataset.cardinality()) * epochs
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=0.0,
@@ -109,10 +120,9 @@ def prune_finetune(
          verbose, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     sparsity = weight_sparsity(stripped, prunable)
-    model_bytes = convert_int8(stripped, features, num_calibration_batches,
-                                batch_size_of(train_ds))
-    return write_and_report(
-        stripped, path, model_bytes, validation_data, "pruning", sparsity
+    return export_finetuned(
+        stripped, path, train_ds, validation_data, options, "pruning",
+        sparsity,
     )
 
 

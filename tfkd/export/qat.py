@@ -38,11 +38,11 @@ from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
 from tfkd.export.tf_keras_bridge import to_tf_keras
 from tfkd.export.compression_finetune import DEFAULT_CALIBRATION_BATCHES
 from tfkd.export.compression_finetune import batch_size_of
-from tfkd.export.compression_finetune import convert_int8
+from tfkd.export.compression_finetune import export_finetuned
+from tfkd.export.compression_finetune import export_settings
 from tfkd.export.compression_finetune import fit_distilled
 from tfkd.export.compression_finetune import soft_target_dataset
 from tfkd.export.compression_finetune import validate_alpha_temperature
-from tfkd.export.compression_finetune import write_and_report
 
 def quantization_aware_finetune(
     student,
@@ -55,6 +55,8 @@ def quantization_aware_finetune(
     temperature=2.0,
     learning_rate=1e-4,
     num_calibration_batches=DEFAULT_CALIBRATION_BATCHES,
+    max_metric_drop=0.005,
+    allow_metric_drop=False,
     verbose=0,
 ):
     """Fine-tunes a student with fake-quantized Dense layers, then int8.
@@ -86,10 +88,15 @@ def quantization_aware_finetune(
             the fake-quant activation ranges before the fine-tune and to
             calibrate the ops QAT does not cover (pooling, cross layers).
             Defaults to `100`.
+        max_metric_drop: float >= 0. Largest AUC drop allowed from the
+            fine-tuned model to the int8 file, as in `to_tflite`.
+            Defaults to `0.005`.
+        allow_metric_drop: bool. Write the file anyway. Defaults to
+            `False`.
         verbose: int. Passed to `fit`. Defaults to `0`.
 
     Returns:
-        A `CompressionReport` with `method="qat"`; `report.model` is the
+        A `CompressionReport` with `compression="qat"`; `report.model` is the
         QAT tf_keras model.
 
     Raises:
@@ -104,11 +111,16 @@ def quantization_aware_finetune(
         student, teacher, data.train, "export/student_qat.tflite",
         validation_data=data.test,
     )
-    print(report.bytes, report.auc_litert)
+    print(report.bytes, report.metric_after)
     ```
     """
     path = atomic_write.validate_model_path(path)
     validate_alpha_temperature(alpha, temperature)
+    options = export_settings(student, train_ds, validation_data, {
+        "num_calibration_batches": num_calibration_batches,
+        "max_metric_drop": max_metric_drop,
+        "allow_metric_drop": allow_metric_drop,
+    })
     dataset, features, _, _ = soft_target_dataset(teacher_or_logits, train_ds)
     twin = to_tf_keras(student)
     annotated = tf_keras.models.clone_model(
@@ -126,10 +138,8 @@ def quantization_aware_finetune(
     )
     fit_distilled(qat_model, dataset, epochs, alpha, temperature, learning_rate,
          verbose)
-    model_bytes = convert_int8(qat_model, features, num_calibration_batches,
-                                batch_size)
-    return write_and_report(
-        qat_model, path, model_bytes, validation_data, "qat", None
+    return export_finetuned(
+        qat_model, path, train_ds, validation_data, options, "qat"
     )
 
 

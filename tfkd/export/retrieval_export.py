@@ -12,14 +12,13 @@ the candidates in a variable set after construction; plain `tf.constant`
 captures make the freezing explicit, so they are used instead.
 """
 
-import datetime
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfkd import model_utils
 from tfkd.export import atomic_write
+from tfkd.export import converter_utils
 from tfkd.export import id_mapping
 from tfkd.export import litert_checks
 from tfkd.export import retrieval_inputs
@@ -31,10 +30,10 @@ from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.retrieval_report import RetrievalExportReport
 from tfkd.export.retrieval_report import RetrievalMismatchError
 from tfkd.export.retrieval_report import recall_at_k
-from tfkd.export.sidecar import SIDECAR_FORMAT_VERSION
+from tfkd.export.sidecar import RETRIEVAL_OUTPUT_KINDS
+from tfkd.export.sidecar import build_sidecar
+from tfkd.export.sidecar import retrieval_outputs
 from tfkd.export.sidecar import sha256_of_file
-from tfkd.export.sidecar import tensor_entries
-from tfkd.export.sidecar import tfkd_version
 from tfkd.export.sidecar import unknown_ids_entry
 
 __all__ = [
@@ -44,9 +43,11 @@ __all__ = [
     "to_tflite_retrieval",
 ]
 
-IDS_OUTPUT = "top_prediction_ids"
-SCORES_OUTPUT = "top_prediction_scores"
-QUANTIZATION_MODES = (None, "dynamic", "float16")
+IDS_OUTPUT, SCORES_OUTPUT = RETRIEVAL_OUTPUT_KINDS
+# No full int8: a retrieval export takes no calibration data.
+QUANTIZATION_MODES = tuple(
+    mode for mode in converter_utils.QUANTIZATION_MODES if mode != "int8"
+)
 # Recall of the Keras top-K in the LiteRT top-K required by default. Float32
 # differs from Keras only by summation order; the quantized modes perturb
 # the scores, so near-ties at rank K swap (measured on the synthetic
@@ -194,11 +195,20 @@ def _write_checked(path, model_bytes, user_model, checks):
                 measured["recall_at_k"], checks["min_recall"],
                 checks["quantization"],
             )
-        return _sidecar(
-            runner, checks,
+        return build_sidecar(
+            runner,
+            task="retrieval",
+            outputs=retrieval_outputs(runner, checks["k"]),
+            quantization=checks["quantization"],
             metrics=dict(measured, min_recall=checks["min_recall"]),
-            model_bytes=len(model_bytes),
             sha256=sha256_of_file(temp_path),
+            model_bytes=len(model_bytes),
+            feature_spec=checks["feature_spec"],
+            unknown_ids=checks["unknown_ids"],
+            retrieval={
+                "k": checks["k"],
+                "num_candidates": int(checks["item_ids"].shape[0]),
+            },
         )
 
     _, side_path = atomic_write.write_verified(path, model_bytes, verify)
@@ -357,35 +367,3 @@ def _spec_dict(feature_spec):
     )
 
 
-def _sidecar(runner, checks, metrics, model_bytes, sha256):
-    k = checks["k"]
-    meanings = {
-        IDS_OUTPUT: (
-            f"the {k} best item ids for each user, best first (ids as in "
-            "the candidates' item_id column)"
-        ),
-        SCORES_OUTPUT: (
-            "dot product of the user and item embeddings (cosine "
-            "similarity for tfkd towers), same order as the ids"
-        ),
-    }
-    return {
-        "format_version": SIDECAR_FORMAT_VERSION,
-        "tfkd_version": tfkd_version(),
-        "task": "retrieval",
-        "signature_key": SIGNATURE_KEY,
-        "inputs": tensor_entries(runner.input_details),
-        "outputs": [
-            dict(entry, meaning=meanings[entry["name"]])
-            for entry in tensor_entries(runner.output_details)
-        ],
-        "unknown_ids": checks["unknown_ids"],
-        "k": k,
-        "num_candidates": int(checks["item_ids"].shape[0]),
-        "feature_spec": checks["feature_spec"],
-        "quantization": checks["quantization"],
-        "metrics": metrics,
-        "bytes": model_bytes,
-        "sha256": sha256,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-    }

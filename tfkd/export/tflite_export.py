@@ -1,4 +1,10 @@
-"""`to_tflite`: convert, verify on LiteRT, and write atomically."""
+"""`to_tflite`: convert, verify on LiteRT, and write atomically.
+
+`write_checked` is the one tail every export path ends in (PTQ here, QAT
+and pruning in `compression_finetune`).
+"""
+
+import gzip
 
 import numpy as np
 
@@ -7,13 +13,16 @@ from tfkd.export import atomic_write
 from tfkd.export import export_options
 from tfkd.export import id_mapping
 from tfkd.export import litert_checks
-from tfkd.export.converter_utils import SIGNATURE_KEY
 from tfkd.export.converter_utils import convert_keras_model
 from tfkd.export.export_report import ExportReport
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.sidecar import build_sidecar
+from tfkd.export.sidecar import ranking_outputs
 from tfkd.export.sidecar import sha256_of_file
 from tfkd.export.sidecar import unknown_ids_entry
+
+# Timed batch-1 invokes behind `latency_us_p50`.
+DEFAULT_LATENCY_RUNS = 200
 
 
 def to_tflite(
@@ -28,7 +37,7 @@ def to_tflite(
     output_kind=None,
     feature_spec=None,
     num_calibration_batches=200,
-    latency_runs=200,
+    latency_runs=DEFAULT_LATENCY_RUNS,
     id_inputs=None,
 ):
     """Exports a Keras recommender to LiteRT, checked against Keras.
@@ -132,7 +141,7 @@ def to_tflite(
     ```
     """
     path = atomic_write.validate_model_path(path)
-    options = _checked_options(
+    options = checked_options(
         model,
         quantization,
         representative_data,
@@ -145,29 +154,40 @@ def to_tflite(
             "allow_metric_drop": allow_metric_drop,
             "num_calibration_batches": num_calibration_batches,
             "latency_runs": latency_runs,
+            "feature_spec": feature_spec,
         },
-    )
-    options["feature_spec"] = export_options.normalize_feature_spec(
-        feature_spec
     )
     batches = export_options.collect_batches(validation_data)
     export_model, mapped = id_mapping.map_unknown_ids(model)
-    id_inputs = options.pop("id_inputs")
-    if id_inputs is None:
-        id_inputs = id_mapping.lookup_input_names(model)
-    options["unknown_ids"] = unknown_ids_entry(
-        set(id_inputs) | set(mapped), mapped
+    options["unknown_ids"] = _unknown_ids(
+        model, options.pop("id_inputs"), mapped
     )
     model_bytes = convert_keras_model(
         export_model, quantization, representative_data,
         num_calibration_batches,
     )
-    return _write_verified(model, path, model_bytes, batches, **options)
+    return write_checked(model, path, model_bytes, batches, options)
 
 
-def _checked_options(model, quantization, representative_data,
-                     validation_data, options):
-    """Validates the arguments; returns the resolved options."""
+def checked_options(model, quantization, representative_data,
+                    validation_data, options):
+    """Validates `to_tflite`'s arguments; returns the resolved options.
+
+    Shared by every path that ends in `write_checked` (PTQ here, QAT and
+    pruning in `compression_finetune`), so each refuses the same input
+    with the same message.
+
+    Args:
+        model: `keras.Model`. The Keras 3 model the user exports.
+        quantization: None or one of `QUANTIZATION_MODES`.
+        representative_data: `tf.data.Dataset` or None.
+        validation_data: `tf.data.Dataset` or None.
+        options: dict with `to_tflite`'s other arguments by name.
+
+    Returns:
+        A dict of resolved options for `write_checked` (`id_inputs` still
+        to be turned into `unknown_ids`).
+    """
     export_options.validate_options(
         model, quantization, representative_data, validation_data, options
     )
@@ -192,15 +212,69 @@ def _checked_options(model, quantization, representative_data,
         "id_inputs": export_options.validate_id_inputs(
             model, options["id_inputs"]
         ),
+        "feature_spec": export_options.normalize_feature_spec(
+            options["feature_spec"]
+        ),
     }
 
 
-def _write_verified(model, path, model_bytes, batches, **options):
+def _unknown_ids(model, id_inputs, mapped):
+    if id_inputs is None:
+        id_inputs = id_mapping.lookup_input_names(model)
+    return unknown_ids_entry(set(id_inputs) | set(mapped), mapped)
+
+
+def unknown_ids_of(model):
+    """The `unknown_ids` entry of a model that maps its ids itself.
+
+    For the QAT and pruning paths, which convert the fine-tuned tf_keras
+    twin and so cannot add the exporter's id mapping: every lookup input
+    is still checked on LiteRT, so a plain `Embedding` there is refused
+    instead of shipped unsafe.
+
+    Args:
+        model: `keras.Model`. The Keras 3 model the twin was built from.
+
+    Returns:
+        A dict from `unknown_ids_entry`.
+    """
+    return _unknown_ids(model, None, {})
+
+
+def write_checked(reference, path, model_bytes, batches, options,
+                  compression=None, extra_metrics=None,
+                  report_class=ExportReport, **report_fields):
+    """Checks converted bytes on LiteRT, writes them, returns the report.
+
+    The one tail of every export: parity with `reference` on `batches`,
+    the unknown-id check, the metric drop, latency, then the atomic write
+    of the file and its sidecar under the destination's lock.
+
+    Args:
+        reference: the model the file must match (Keras 3, or the tf_keras
+            twin that QAT / pruning fine-tuned).
+        path: str. Validated destination.
+        model_bytes: bytes. The converted `.tflite` model.
+        batches: list of `(features, labels or None)` from
+            `export_options.collect_batches`.
+        options: dict from `checked_options`, with `unknown_ids`.
+        compression: None, `"qat"` or `"pruning"`, for the sidecar and
+            the report. Defaults to `None`.
+        extra_metrics: dict or None. More measured values for the
+            sidecar's `metrics` (e.g. pruning's sparsity). Defaults to
+            `None`.
+        report_class: `ExportReport` or a subclass. Defaults to
+            `ExportReport`.
+        **report_fields: the other fields of `report_class`.
+
+    Returns:
+        A `report_class` instance.
+    """
     measured = {}
 
     def verify(temp_model):
         runner = LiteRTRunner(temp_model)
-        measured.update(_verify(runner, model, batches, options))
+        measured.update(_verify(runner, reference, batches, options))
         litert_checks.check_metric_drop(
             measured,
             options["max_metric_drop"],
@@ -209,21 +283,26 @@ def _write_verified(model, path, model_bytes, batches, **options):
         )
         return build_sidecar(
             runner,
-            signature_key=SIGNATURE_KEY,
-            output_kind=options["output_kind"],
-            activation=options["activation"],
-            feature_spec=options["feature_spec"],
+            task="ranking",
+            outputs=ranking_outputs(
+                runner, options["output_kind"], options["activation"]
+            ),
             quantization=options["quantization"],
-            metrics=measured,
-            model_bytes=len(model_bytes),
+            metrics=dict(measured, **(extra_metrics or {})),
             sha256=sha256_of_file(temp_model),
+            model_bytes=len(model_bytes),
+            feature_spec=options["feature_spec"],
             unknown_ids=options["unknown_ids"],
+            compression=compression,
         )
 
     _, side_path = atomic_write.write_verified(path, model_bytes, verify)
-    return ExportReport(
+    if compression is not None:
+        report_fields["compression"] = compression
+    return report_class(
         path=path,
         bytes=len(model_bytes),
+        gzip_bytes=len(gzip.compress(model_bytes, mtime=0)),
         quantization=options["quantization"],
         max_abs_diff=measured["max_abs_diff"],
         metric=measured["metric"],
@@ -233,6 +312,7 @@ def _write_verified(model, path, model_bytes, batches, **options):
         sidecar_path=side_path,
         output_kind=options["output_kind"],
         unknown_ids=options["unknown_ids"],
+        **report_fields,
     )
 
 

@@ -1,6 +1,6 @@
 """Float vs PTQ-int8 vs QAT-int8 vs pruned-int8 on MovieLens-100K CTR.
 
-Run as `python -m tfkd.export.qat_report [--out-dir DIR]`. Trains the
+Run as `.venv/bin/python tools/qat_report.py [--out-dir DIR]`. Trains the
 teacher preset, distills the student preset with `tfkd.Distiller`, then
 exports the student four ways and prints test AUC and bytes of each as a
 table and as JSON (`--json PATH`).
@@ -89,7 +89,7 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
         auc = evaluation.auc(labels, scores)
         report = to_tflite(student, os.path.join(out_dir, "float.tflite"))
         return {"auc": auc, "bytes": report.bytes,
-                "gzip_bytes": _gzip_size(report.path)}
+                "gzip_bytes": report.gzip_bytes}
 
     def ptq_row():
         report = to_tflite(
@@ -101,7 +101,7 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
             allow_metric_drop=True,
         )
         return {"auc": report.metric_after, "bytes": report.bytes,
-                "gzip_bytes": _gzip_size(report.path)}
+                "gzip_bytes": report.gzip_bytes}
 
     def qat_row():
         report = qat.quantization_aware_finetune(
@@ -110,7 +110,7 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
             validation_data=data.test, epochs=qat_epochs,
             alpha=ALPHA, temperature=TEMPERATURE,
         )
-        return {"auc": report.auc_litert, "model_auc": report.auc_keras,
+        return {"auc": report.metric_after, "model_auc": report.metric_before,
                 "bytes": report.bytes, "gzip_bytes": report.gzip_bytes}
 
     def prune_row():
@@ -121,7 +121,7 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
             target_sparsity=target_sparsity,
             alpha=ALPHA, temperature=TEMPERATURE,
         )
-        return {"auc": report.auc_litert, "model_auc": report.auc_keras,
+        return {"auc": report.metric_after, "model_auc": report.metric_before,
                 "bytes": report.bytes, "gzip_bytes": report.gzip_bytes,
                 "sparsity": report.sparsity}
 
@@ -130,13 +130,6 @@ def compare(data, teacher, student, out_dir, qat_epochs=1, prune_epochs=2,
     timed("QAT int8", qat_row)
     timed(f"pruned {target_sparsity:.0%} int8", prune_row)
     return rows
-
-
-def _gzip_size(path):
-    import gzip
-
-    with open(path, "rb") as f:
-        return len(gzip.compress(f.read(), mtime=0))
 
 
 def format_table(rows):
