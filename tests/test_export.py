@@ -661,8 +661,8 @@ def _operator_counts(model_bytes):
 
 class TestStudentGraph:
     def test_maps_ids_once_and_gathers_each_table_directly(self):
-        # Regression: one SafeIds + keras Embedding per feature put 4 ops
-        # of id mapping and 3 of negative-index fix (keras.ops.take on the
+        # Regression: one id-mapping layer + keras Embedding per feature put
+        # 4 ops of id mapping and 3 of negative-index fix (keras.ops.take on the
         # TF backend) before each of the 7 GATHERs: 68 operators and 12 KB
         # of graph in a 23.7 KB int8 file. FeatureEmbedding maps all ids
         # in one pass and gathers without the fix.

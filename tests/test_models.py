@@ -11,6 +11,7 @@ from tfkd import datasets
 from tfkd import evaluation
 from tfkd import models
 from tfkd.models import embedding_utils
+from tfkd.models import feature_embedding
 
 
 @pytest.fixture(scope="module")
@@ -47,36 +48,32 @@ def trained_two_tower(retrieval_data):
     return model, history
 
 
-class TestSafeIds:
-    def test_maps_out_of_range_to_zero(self):
+class TestIdMappingAndPooling:
+    """The math `FeatureEmbedding` (and its tf_keras twin) is built on."""
+
+    def test_safe_ids_maps_out_of_range_to_zero(self):
         ids = np.array([-1, 0, 3, 4, 5], dtype=np.int32)
-        out = models.SafeIds(5)(ids)
+        out = feature_embedding.safe_ids(ids, 5)
         np.testing.assert_array_equal(np.asarray(out), [0, 0, 3, 4, 0])
 
-    def test_config_round_trip(self):
-        layer = models.SafeIds(7, name="ids")
-        restored = models.SafeIds.from_config(layer.get_config())
-        assert restored.vocabulary_size == 7 and restored.name == "ids"
+    def test_safe_ids_per_column_vocabulary(self):
+        ids = np.array([[-1, 2], [7, 3]], dtype=np.int32)
+        out = feature_embedding.safe_ids(ids, np.array([5, 3]))
+        np.testing.assert_array_equal(np.asarray(out), [[0, 2], [0, 0]])
 
-    def test_rejects_empty_vocabulary(self):
-        with pytest.raises(ValueError, match="Received: vocabulary_size=0"):
-            models.SafeIds(0)
-
-
-class TestMaskedMeanPooling:
-    def test_averages_non_padding(self):
+    def test_masked_mean_averages_non_padding(self):
         embeddings = np.array(
             [[[1.0, 1.0], [3.0, 5.0], [100.0, 100.0]]], np.float32
         )
         ids = np.array([[4, 2, 0]], np.int32)
         # Position 2 is padding: mean of [1, 1] and [3, 5] = [2, 3].
-        out = models.MaskedMeanPooling()([embeddings, ids])
+        out = feature_embedding.masked_mean(embeddings, ids)
         np.testing.assert_allclose(np.asarray(out), [[2.0, 3.0]])
 
-    def test_all_padding_pools_to_zero(self):
+    def test_masked_mean_of_padding_only_is_zero(self):
         embeddings = np.ones((1, 3, 2), np.float32)
         ids = np.zeros((1, 3), np.int32)
-        out = models.MaskedMeanPooling()([embeddings, ids])
+        out = feature_embedding.masked_mean(embeddings, ids)
         np.testing.assert_allclose(np.asarray(out), [[0.0, 0.0]])
 
 

@@ -46,7 +46,7 @@ PUBLIC = {
         "PADDING_SCORE",
     ],
     "tfkd.models": [
-        "FeatureEmbedding", "MaskedMeanPooling", "SafeIds", "TwoTowerModel",
+        "FeatureEmbedding", "TwoTowerModel",
         "ranking_model", "student", "teacher", "two_tower",
     ],
     "tfkd.teachers": [

@@ -5,7 +5,7 @@ LiteRT an id past the table fails the GATHER ("gather index out of
 bounds"), and a negative id reads a row from the end of the table. Before
 conversion, every input whose ids reach an Embedding unchanged
 (directly, or through reshapes and casts, also inside nested models) gets
-the range mapping of `tfkd.models.safe_ids`:
+the range mapping of `tfkd.models.feature_embedding.safe_ids`:
 
 ```
 safe(id) = id if 0 <= id < input_dim else 0        # then table[safe(id)]
@@ -26,7 +26,7 @@ gathering directly, 39 and 351,144 bytes. An input that feeds tables of
 different sizes is mapped at each lookup to that table's size.
 
 An Embedding whose ids go through anything else first (the user's own
-mapping, `tfkd.models.SafeIds`, a hash, arithmetic) is left alone, and so
+mapping, `FeatureEmbedding`, a hash, arithmetic) is left alone, and so
 is a model that maps its ids itself (`tfkd.models.FeatureEmbedding`): the
 exporter then only checks on LiteRT that out-of-range ids score like id
 0. With `mask_zero=True`, id 0 is padding: the mask is computed from the
@@ -41,11 +41,10 @@ from tfkd import _compat
 from tfkd import model_utils
 from tfkd.models.feature_embedding import FeatureEmbedding
 from tfkd.models.feature_embedding import gather_rows
-from tfkd.models.safe_ids import SafeIds
-from tfkd.models.safe_ids import safe_ids
+from tfkd.models.feature_embedding import safe_ids
 
 # Layers that look ids up in a table (an app's unknown ids reach them).
-_LOOKUP_LAYERS = (keras.layers.Embedding, FeatureEmbedding, SafeIds)
+_LOOKUP_LAYERS = (keras.layers.Embedding, FeatureEmbedding)
 
 
 def map_unknown_ids(model):
@@ -137,7 +136,7 @@ def integer_input_names(model):
 def map_ids(ids, vocabulary_size):
     """`safe_ids`, keeping the dtype of ids that are not int32.
 
-    int32 ids go through `tfkd.models.safe_ids` itself. Other ids (int64,
+    int32 ids go through `feature_embedding.safe_ids` itself. Other ids (int64,
     or floats from a `keras.Input` left at its default dtype) are tested
     and replaced in their own dtype: an int64 id of 2**32 + 5 stays
     unknown rather than wrapping onto id 5, and whatever else reads the

@@ -98,9 +98,9 @@ def _unknown_id_message(name, bad_id, detail, mapped):
         )
     return (
         f"Expected out-of-range ids in input '{name}' to score like id 0 "
-        f"({cause}). Map them yourself before the lookup (e.g. "
-        "tfkd.models.SafeIds), or, if the input is not an id, leave it "
-        "out of `id_inputs=[...]`. Received: "
+        f"({cause}). Map them yourself before the lookup (ids outside "
+        "[0, vocabulary) to 0, e.g. with keras.ops.where), or, if the "
+        "input is not an id, leave it out of `id_inputs=[...]`. Received: "
         f"{name}={bad_id} gives {detail}"
     )
 

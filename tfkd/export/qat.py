@@ -2,8 +2,8 @@
 
 Only the Dense layers are QAT-annotated: TFMOT's whole-model
 `quantize_model` fails on the int32 id inputs (inside its `QuantizeLayer`).
-The embedding layer that feeds the first Dense (`FeatureEmbedding`, or the
-Concatenate of per-feature embeddings in older models) gets an output
+The embedding layer that feeds the first Dense (`FeatureEmbedding`, or a
+Concatenate of per-feature embeddings in a hand-built model) gets an output
 fake-quant, as TFMOT gives any Concatenate before an annotated layer: the
 converter gives that range to every concatenated tensor
 (CONCATENATION keeps one scale), so the embedding tables and the pooled
@@ -21,9 +21,9 @@ int8 DIV of the genres mean; LiteRT's int8 DIV kernel needs a right shift
 of more than 31 bits when a small numerator (|q - zp| <= 4) meets such an
 output scale, and saturates to +-127 (measured: the pooled genres read
 +-4.86 on 15% of test rows, logits off by up to 5.5, QAT int8 AUC 0.8117
-against 0.8504 for the QAT model). The tf_keras twin of the pooling
-also computes `total * (1 / count)`, so no DIV with a data numerator is
-left (`tf_keras_layers.TfKerasMaskedMeanPooling`).
+against 0.8504 for the QAT model). The pooling computes
+`total * (1 / count)` (`tfkd.models.feature_embedding.masked_mean`, shared
+by the tf_keras twin), so no DIV with a data numerator is left.
 """
 
 

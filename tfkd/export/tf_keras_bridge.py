@@ -7,8 +7,7 @@ weights, so the twin model computes the same function (checked to 1e-5).
 
 Supported layers: `InputLayer`, `Embedding`, `Dense`, `Dropout`,
 `Concatenate`, `Flatten`, `Reshape`, `keras_rs.layers.FeatureCross`,
-`tfkd.models.FeatureEmbedding`, `tfkd.models.SafeIds`,
-`tfkd.models.MaskedMeanPooling`. Anything else raises a `ValueError` that
+`tfkd.models.FeatureEmbedding`. Anything else raises a `ValueError` that
 names the layer and its class.
 """
 
@@ -18,12 +17,8 @@ import keras_rs
 import tf_keras
 
 from tfkd.models.feature_embedding import FeatureEmbedding
-from tfkd.models.masked_mean_pooling import MaskedMeanPooling
-from tfkd.models.safe_ids import SafeIds
 from tfkd.export.tf_keras_layers import TfKerasFeatureCross
 from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
-from tfkd.export.tf_keras_layers import TfKerasMaskedMeanPooling
-from tfkd.export.tf_keras_layers import TfKerasSafeIds
 
 
 def _activation_name(activation):
@@ -86,12 +81,6 @@ _TWINS = {
     keras_rs.layers.FeatureCross: _feature_cross,
     FeatureEmbedding: lambda layer: TfKerasFeatureEmbedding(
         layer.features, layer.embedding_dim, name=layer.name
-    ),
-    SafeIds: lambda layer: TfKerasSafeIds(
-        layer.vocabulary_size, name=layer.name
-    ),
-    MaskedMeanPooling: lambda layer: TfKerasMaskedMeanPooling(
-        name=layer.name
     ),
 }
 SUPPORTED_LAYERS = tuple(

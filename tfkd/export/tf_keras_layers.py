@@ -75,69 +75,6 @@ class TfKerasFeatureEmbedding(
         return config
 
 
-class TfKerasSafeIds(tf_keras.layers.Layer):
-    """tf_keras twin of `tfkd.models.SafeIds` (same math, same config).
-
-    ```
-    safe(id) = id if 0 <= id < vocabulary_size else 0
-    ```
-
-    Args:
-        vocabulary_size: int. Rows in the embedding table it feeds.
-
-    Example:
-
-    ```python
-    TfKerasSafeIds(5)(tf.constant([-1, 0, 3, 5]))  # [0, 0, 3, 0]
-    ```
-    """
-
-    def __init__(self, vocabulary_size, **kwargs):
-        super().__init__(**kwargs)
-        self.vocabulary_size = int(vocabulary_size)
-
-    def call(self, ids):
-        ids = tf.cast(ids, tf.int32)
-        valid = tf.logical_and(ids >= 0, ids < self.vocabulary_size)
-        # Scalar 0 as in `SafeIds`: no ZEROS_LIKE op per feature in LiteRT.
-        return tf.where(valid, ids, 0)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"vocabulary_size": self.vocabulary_size})
-        return config
-
-
-class TfKerasMaskedMeanPooling(tf_keras.layers.Layer):
-    """tf_keras twin of `tfkd.models.MaskedMeanPooling`.
-
-    ```
-    out[b] = sum_l [ids[b, l] != 0] * emb[b, l] / max(1, #non-zero ids[b])
-    ```
-
-    Computed as `total * (1 / count)` (equal to float32 round-off): this
-    twin exists for int8 conversion, and LiteRT's int8 DIV kernel saturates
-    to +-127 when a small numerator (|q| <= a few steps) needs a right
-    shift over 31 bits, which happens when the output scale is coarse next
-    to the numerator's (the output takes the Concatenate's scale). Here
-    the numerator of the DIV is the constant 1, and the mean is an int8
-    MUL.
-
-    Example:
-
-    ```python
-    pooled = TfKerasMaskedMeanPooling()([embeddings, ids])
-    ```
-    """
-
-    def call(self, inputs):
-        embeddings, ids = inputs
-        mask = tf.cast(tf.not_equal(ids, 0), embeddings.dtype)
-        total = tf.reduce_sum(embeddings * tf.expand_dims(mask, -1), axis=1)
-        count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
-        return total * (1.0 / count)
-
-
 class TfKerasFeatureCross(tf_keras.layers.Layer):
     """tf_keras twin of `keras_rs.layers.FeatureCross` (DCN-v2 cross).
 
@@ -222,7 +159,5 @@ class TfKerasFeatureCross(tf_keras.layers.Layer):
 
 CUSTOM_OBJECTS = {
     "TfKerasFeatureEmbedding": TfKerasFeatureEmbedding,
-    "TfKerasSafeIds": TfKerasSafeIds,
-    "TfKerasMaskedMeanPooling": TfKerasMaskedMeanPooling,
     "TfKerasFeatureCross": TfKerasFeatureCross,
 }

@@ -44,7 +44,7 @@ def to_tflite(
 
     Before conversion, every `keras.layers.Embedding` whose ids come
     straight from an integer input (or through reshapes and casts) gets
-    the range mapping of `tfkd.models.safe_ids`, on the same weights, so
+    the range mapping of `FeatureEmbedding`, on the same weights, so
     an unknown id scores like id 0 instead of crashing the interpreter; a
     model that maps its ids itself (as `tfkd.models` do) is converted
     unchanged. Under a `mixed_float16`/`mixed_bfloat16` policy the file

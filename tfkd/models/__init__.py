@@ -2,11 +2,9 @@
 
 from tfkd import tensorflow_optional
 from tfkd.models.feature_embedding import FeatureEmbedding
-from tfkd.models.masked_mean_pooling import MaskedMeanPooling
 from tfkd.models.presets import student
 from tfkd.models.presets import teacher
 from tfkd.models.ranking_model import ranking_model
-from tfkd.models.safe_ids import SafeIds
 
 # The two-tower model trains with tf.GradientTape. Without TensorFlow
 # (Keras on JAX) it stays unloaded and the ranking builders still work;
@@ -22,8 +20,6 @@ __getattr__ = tensorflow_optional.missing_attribute(
 
 __all__ = [
     "FeatureEmbedding",
-    "MaskedMeanPooling",
-    "SafeIds",
     "TwoTowerModel",
     "ranking_model",
     "student",

@@ -3,7 +3,6 @@
 import keras
 
 from tfkd.models.feature_embedding import FeatureEmbedding
-from tfkd.models.safe_ids import SafeIds
 
 
 def feature_inputs(features):
@@ -68,8 +67,7 @@ def embed_features(inputs, features, embedding_dim):
 def vocabulary_sizes(model):
     """Vocabulary size of every id input of a tfkd model.
 
-    Read from its `FeatureEmbedding` layers, or from the per-feature
-    `SafeIds` layers (`<name>_safe_ids`) of models built before it.
+    Read from its `FeatureEmbedding` layers.
 
     Args:
         model: `keras.Model`.
@@ -82,6 +80,4 @@ def vocabulary_sizes(model):
     for layer in model.layers:
         if isinstance(layer, FeatureEmbedding):
             sizes.update(layer.vocabulary_sizes)
-        elif isinstance(layer, SafeIds) and layer.name.endswith("_safe_ids"):
-            sizes[layer.name[: -len("_safe_ids")]] = layer.vocabulary_size
     return sizes

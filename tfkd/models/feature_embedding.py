@@ -6,8 +6,6 @@ from keras import ops
 
 from tfkd.api_export import tfkd_export
 from tfkd.datasets.feature_spec import Feature
-from tfkd.models.masked_mean_pooling import masked_mean
-from tfkd.models.safe_ids import safe_ids
 from tfkd.models.validation_utils import validate_positive_int
 
 
@@ -23,8 +21,8 @@ class FeatureEmbedding(keras.layers.Layer):
     ```
 
     Each feature keeps its own table, so full-int8 LiteRT gives each table
-    its own scale. What differs from one `SafeIds` + `Embedding` (+
-    `MaskedMeanPooling`) per feature is the graph: the ids of all features
+    its own scale. What differs from one id mapping + `Embedding` (+
+    pooling) per feature is the graph: the ids of all features
     are stacked and mapped to row 0 in one pass, and the tables are read
     with a plain gather. On the 7-feature MovieLens student that took the
     LiteRT graph from 68 to 28 operators and the full-int8 file from
@@ -276,3 +274,56 @@ def check_input_shapes(features, input_shape):
                 f"Expected input '{f.name}' of shape {expected} with "
                 f"length={f.length}. Received: shape={shape}"
             )
+
+
+def safe_ids(ids, vocabulary_size):
+    """Returns `ids` with values outside `[0, vocabulary_size)` set to 0.
+
+    Args:
+        ids: integer tensor.
+        vocabulary_size: int, or an int array broadcastable to `ids` (one
+            vocabulary size per position, as `FeatureEmbedding` uses).
+
+    Returns:
+        int32 tensor with the shape of `ids`.
+
+    Example:
+
+    ```python
+    safe_ids(np.array([[-1, 2], [7, 3]]), np.array([5, 3]))  # [[0, 2], [0, 0]]
+    ```
+    """
+    ids = ops.cast(ids, "int32")
+    valid = ops.logical_and(
+        ops.greater_equal(ids, 0),
+        ops.less(ids, vocabulary_size),
+    )
+    # A scalar 0, not zeros_like(ids): LiteRT then needs no ZEROS_LIKE op.
+    return ops.where(valid, ids, 0)
+
+
+def masked_mean(embeddings, ids):
+    """Mean of `embeddings` over the positions whose id is not 0.
+
+    Args:
+        embeddings: float tensor `(batch, length, dim)`.
+        ids: integer tensor `(batch, length)`; 0 marks padding.
+
+    Returns:
+        float tensor `(batch, dim)`; zeros for a row of padding only.
+
+    Example:
+
+    ```python
+    masked_mean(np.ones((1, 3, 2)), np.array([[4, 2, 0]]))  # [[1., 1.]]
+    ```
+    """
+    mask = ops.cast(ops.not_equal(ids, 0), embeddings.dtype)
+    total = ops.sum(embeddings * ops.expand_dims(mask, -1), axis=1)
+    count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
+    # Not `total / count`: in full-int8 LiteRT that DIV takes the output
+    # scale of what follows (a Concatenate), and the int8 DIV kernel
+    # saturates to +-127 when a small numerator meets a coarse output scale
+    # (logits off by 0.3 on a student with a wide user table). Here only
+    # the constant 1 is divided, and the mean is an int8 MUL.
+    return total * (1.0 / count)
