@@ -93,6 +93,33 @@ def first_local_batch(strategy, iterator, data_batch):
     return None, data_batch
 
 
+class FirstLocalBatchBuild:
+    """Mixin for a `keras.Model`: build from one replica's first batch.
+
+    keras-team/keras#20585: Keras 3.15 builds a model from its first batch
+    in the private `_maybe_symbolic_build`, which fails under
+    MultiWorkerMirroredStrategy on a per-replica batch; overriding that
+    hook is the only place to hand it one replica's slice
+    (`first_local_batch`).
+
+    Example:
+
+    ```python
+    class Distiller(FirstLocalBatchBuild, keras.Model):
+        ...
+    ```
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = getattr(self, "distribute_strategy", None)
+        iterator, data_batch = first_local_batch(
+            strategy, iterator, data_batch
+        )
+        return super()._maybe_symbolic_build(
+            iterator=iterator, data_batch=data_batch
+        )
+
+
 def reducible_logs(strategy, logs):
     """Step logs that Keras 3.15 can reduce across workers.
 
@@ -227,3 +254,45 @@ def stop_skipping(model):
     original = getattr(model.train_function, "original", None)
     if original is not None:
         model.train_function = original
+
+
+def replay_graph(model, inputs, operation_fn, call_fn):
+    """Replays a Functional model's graph with other callables per layer.
+
+    `Functional._run_through_graph` is how Keras itself calls a Functional
+    model; it is the one way to rebuild the graph in another framework
+    (tf_keras, for TFMOT) without re-deriving the topology.
+
+    Args:
+        model: a Functional `keras.Model`.
+        inputs: list of tensors, in `model.inputs` order.
+        operation_fn: `layer -> callable` used in place of each layer.
+        call_fn: `(callable, *args, **kwargs) -> output`.
+
+    Returns:
+        The outputs, in the model's output structure.
+    """
+    return model._run_through_graph(
+        inputs, operation_fn=operation_fn, call_fn=call_fn
+    )
+
+
+def quantizer_range_variables(wrapper):
+    """The activation range variables of a TFMOT `QuantizeWrapper`.
+
+    TFMOT 0.8 keeps the output range (`_output_quantizer_vars`) and each
+    activation's range (`_quantize_activations[i]._post_activation_vars`)
+    in private attributes; setting them from data before a short fine-tune
+    is what keeps QAT's int8 scales from the [-6, 6] defaults.
+
+    Args:
+        wrapper: `tfmot.quantization.keras.QuantizeWrapper`.
+
+    Returns:
+        A list of dicts of range variables (`min_var`, `max_var`), empty
+        when the wrapper quantizes no activation.
+    """
+    variables = [getattr(wrapper, "_output_quantizer_vars", None)]
+    for activation in getattr(wrapper, "_quantize_activations", []):
+        variables.append(getattr(activation, "_post_activation_vars", None))
+    return [v for v in variables if v]

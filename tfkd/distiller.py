@@ -21,7 +21,11 @@ MIN_TEMPERATURE = validation.MIN_TEMPERATURE
 
 
 @tfkd_export("tfkd.Distiller")
-class Distiller(distiller_config.DistillerConfig, keras.Model):
+class Distiller(
+    _compat.FirstLocalBatchBuild,
+    distiller_config.DistillerConfig,
+    keras.Model,
+):
     """Distils a frozen teacher into a student with `fit`.
 
     The student is trained on a mix of the hard labels and the teacher's soft
@@ -269,16 +273,6 @@ class Distiller(distiller_config.DistillerConfig, keras.Model):
             raise RuntimeError(
                 "Call `Distiller.compile()` before training or evaluating."
             )
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # keras-team/keras#20585: Keras 3.15's build from the first batch
-        # fails under MultiWorkerMirroredStrategy; see `_compat`.
-        iterator, data_batch = _compat.first_local_batch(
-            validation.strategy_of(self), iterator, data_batch
-        )
-        return super()._maybe_symbolic_build(
-            iterator=iterator, data_batch=data_batch
-        )
 
     if keras.backend.backend() == "tensorflow":
         # TensorFlow keeps its own steps: they carry the MultiWorker

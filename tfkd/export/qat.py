@@ -32,6 +32,8 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
+from tfkd import _compat
+
 from tfkd.export import atomic_write
 from tfkd.export.tf_keras_layers import CUSTOM_OBJECTS
 from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
@@ -184,12 +186,7 @@ def calibrate_activation_ranges(qat_model, float_model, features,
             continue
         if layer.layer.name not in float_names:
             continue
-        range_vars = [getattr(layer, "_output_quantizer_vars", None)]
-        for activation in getattr(layer, "_quantize_activations", []):
-            range_vars.append(
-                getattr(activation, "_post_activation_vars", None)
-            )
-        range_vars = [v for v in range_vars if v]
+        range_vars = _compat.quantizer_range_variables(layer)
         if range_vars:
             targets.append((layer.name, layer.layer.name, range_vars))
     if not targets:

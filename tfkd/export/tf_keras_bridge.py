@@ -16,6 +16,7 @@ import keras
 import keras_rs
 import tf_keras
 
+from tfkd import _compat
 from tfkd.models.feature_embedding import FeatureEmbedding
 from tfkd.export.tf_keras_layers import TfKerasFeatureCross
 from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
@@ -166,10 +167,10 @@ def to_tf_keras(model):
         )
         for t in model.inputs
     }
-    # `_run_through_graph` replays the Keras 3 graph with our callables;
-    # inputs are matched to `model.inputs` by sorted name on both sides.
+    # Inputs are matched to `model.inputs` by name on both sides.
     ordered = [inputs[t.name] for t in model.inputs]
-    outputs = model._run_through_graph(
+    outputs = _compat.replay_graph(
+        model,
         ordered,
         operation_fn=lambda layer: twins[id(layer)],
         call_fn=_call_twin,
@@ -181,11 +182,11 @@ def to_tf_keras(model):
 
 
 def _is_functional(model):
-    if not isinstance(model, keras.Model):
+    if not _compat.is_functional(model):
         return False
     try:
-        # An unbuilt Sequential raises here; a subclassed model has None.
-        return bool(model.inputs) and hasattr(model, "_run_through_graph")
+        # An unbuilt Sequential raises here.
+        return bool(model.inputs)
     except (AttributeError, ValueError):
         return False
 
