@@ -389,7 +389,7 @@ VALIDATION_CASES = [
     ({"max_metric_drop": "0.1"}, TypeError, "`max_metric_drop` to be"),
     ({"allow_metric_drop": 1}, TypeError, "`allow_metric_drop` to be"),
     ({"num_calibration_batches": 0}, ValueError, "`num_calibration_b"),
-    ({"latency_runs": 2.5}, TypeError, "`latency_runs` to be a int"),
+    ({"latency_runs": 2.5}, TypeError, "`latency_runs` must be an int"),
     ({"feature_spec": ["user_id"]}, TypeError, "`feature_spec` to be"),
     ({"validation_data": [1, 2]}, TypeError, "tf.data.Dataset"),
     ({"model": "student.keras"}, TypeError, "`model` to be a keras.Model"),
@@ -540,7 +540,7 @@ class TestToTfliteValidation:
     def test_warns_on_unused_representative_data(self, model, data,
                                                  tmp_path):
         with pytest.warns(UserWarning, match="only used with"):
-            with pytest.raises(ValueError, match="`latency_runs` >= 1"):
+            with pytest.raises(ValueError, match="`latency_runs` must be >= 1"):
                 export.to_tflite(
                     model,
                     str(tmp_path / "s.tflite"),

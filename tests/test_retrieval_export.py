@@ -122,7 +122,7 @@ class TestToTfliteRetrieval:
     @pytest.mark.parametrize(
         "kwargs, error, fragment",
         [
-            ({"k": 0}, ValueError, "`k` >= 1"),
+            ({"k": 0}, ValueError, "`k` must be >= 1"),
             ({"k": 10_000}, ValueError, "number of candidates"),
             ({"quantization": "int8"}, ValueError, "`quantization`"),
             ({"min_recall": 1.5}, ValueError, "`min_recall`"),

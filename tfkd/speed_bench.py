@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 
+from tfkd.arguments import validate_positive_int
 from tfkd import bench_utils
 from tfkd import speed_bench_report as report_module
 
@@ -90,9 +91,9 @@ class SpeedSettings:
     def __post_init__(self):
         _check_choice("backend", self.backend, BACKENDS)
         for name in ("rounds", "batch_size", "repeat"):
-            _check_count(name, getattr(self, name))
+            validate_positive_int(name, getattr(self, name))
         if self.rows is not None:
-            _check_count("rows", self.rows)
+            validate_positive_int("rows", self.rows)
         if self.data is None:
             default = "movielens" if self.backend == "tensorflow" else (
                 "synthetic")
@@ -114,13 +115,6 @@ def _check_choice(name, value, choices):
         raise ValueError(
             f"`{name}` must be one of {choices}. Received: {name}={value!r}"
         )
-
-
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1. Received: {name}={value}")
 
 
 def run_speed_bench(settings=None, extra_paths=None):

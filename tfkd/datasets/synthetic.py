@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 
+from tfkd.arguments import validate_positive_int
 from tfkd.datasets import schema
 from tfkd.datasets import splits
 from tfkd.datasets.movielens_data import MovieLensData
@@ -34,10 +35,7 @@ def _validate_sizes(num_users, num_items, num_ratings, task):
         ("num_items", num_items),
         ("num_ratings", num_ratings),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"`{name}` must be an int. Received: {value!r}")
-        if value < 1:
-            raise ValueError(f"`{name}` must be >= 1. Received: {value}")
+        validate_positive_int(name, value)
     if num_ratings > num_users * num_items:
         raise ValueError(
             "`num_ratings` must be <= num_users * num_items (pairs are "

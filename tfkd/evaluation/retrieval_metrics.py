@@ -3,6 +3,7 @@ whole catalogue, and the evaluation of a two-tower model on them."""
 
 import numpy as np
 
+from tfkd.arguments import validate_positive_int
 from tfkd import model_utils
 from tfkd.datasets.pipelines import features_from_frame
 from tfkd.evaluation.ranking_metrics import as_1d
@@ -33,13 +34,6 @@ def positive_ranks(positive_scores, negative_scores):
     return 1 + (negative >= positive[:, None]).sum(axis=1)
 
 
-def _validate_k(k):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"`k` must be an int. Received: k={k!r}")
-    if k < 1:
-        raise ValueError(f"`k` must be >= 1. Received: k={k}")
-
-
 def hit_rate_at_k(positive_scores, negative_scores, k=10):
     """Share of rows whose positive ranks in the top `k` (HR@K).
 
@@ -65,7 +59,7 @@ def hit_rate_at_k(positive_scores, negative_scores, k=10):
     hit_rate_at_k([0.5, 0.1], [[0.9, 0.2], [0.3, 0.4]], k=2)  # 0.5
     ```
     """
-    _validate_k(k)
+    validate_positive_int("k", k)
     ranks = positive_ranks(positive_scores, negative_scores)
     return float(np.mean(ranks <= k))
 
@@ -97,7 +91,7 @@ def ndcg_at_k(positive_scores, negative_scores, k=10):
     ndcg_at_k([0.5], [[0.9, 0.8, 0.1]], k=10)  # rank 3: 1 / log2(4) = 0.5
     ```
     """
-    _validate_k(k)
+    validate_positive_int("k", k)
     ranks = positive_ranks(positive_scores, negative_scores)
     gains = np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
     return float(gains.mean())

@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from tfkd import model_utils
+from tfkd.arguments import validate_positive_int
 from tfkd.export import id_mapping
 from tfkd.export.converter_utils import QUANTIZATION_MODES
 
@@ -168,10 +169,10 @@ def validate_options(model, quantization, representative_data,
             "Expected `allow_metric_drop` to be a bool. "
             f"Received: allow_metric_drop={options['allow_metric_drop']!r}"
         )
-    _validate_number(
-        "num_calibration_batches", options["num_calibration_batches"], int, 1
+    validate_positive_int(
+        "num_calibration_batches", options["num_calibration_batches"]
     )
-    _validate_number("latency_runs", options["latency_runs"], int, 1)
+    validate_positive_int("latency_runs", options["latency_runs"])
 
 
 def first_features(dataset):
@@ -213,13 +214,13 @@ def _validate_quantization(quantization, representative_data):
             "`representative_data` is only used with `quantization='int8'`; "
             f"it is ignored for quantization={quantization!r}.",
             # _validate_quantization <- validate_options <-
-            # _checked_options <- to_tflite <- the caller's line.
+            # checked_options <- to_tflite <- the caller's line.
             stacklevel=5,
         )
 
 
 def _validate_number(name, value, kind, minimum):
-    allowed = (int,) if kind is int else (int, float)
+    allowed = (int, float)
     if isinstance(value, bool) or not isinstance(value, allowed):
         raise TypeError(
             f"Expected `{name}` to be a {kind.__name__}. "

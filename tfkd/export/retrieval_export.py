@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd import model_utils
+from tfkd.arguments import validate_positive_int
 from tfkd.export import atomic_write
 from tfkd.export import converter_utils
 from tfkd.export import id_mapping
@@ -248,15 +249,8 @@ def _towers(model):
 
 
 def _validate_options(k, quantization, min_recall, latency_runs):
-    for name, value in (("k", k), ("latency_runs", latency_runs)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(
-                f"Expected `{name}` to be an int. Received: {name}={value!r}"
-            )
-        if value < 1:
-            raise ValueError(
-                f"Expected `{name}` >= 1. Received: {name}={value}"
-            )
+    validate_positive_int("k", k)
+    validate_positive_int("latency_runs", latency_runs)
     if quantization not in QUANTIZATION_MODES:
         raise ValueError(
             f"Expected `quantization` to be one of {QUANTIZATION_MODES} "

@@ -6,7 +6,7 @@ from keras import ops
 
 from tfkd.api_export import tfkd_export
 from tfkd.datasets.feature_spec import Feature
-from tfkd.models.validation_utils import validate_positive_int
+from tfkd.arguments import validate_positive_int
 
 
 @tfkd_export("tfkd.models.FeatureEmbedding")

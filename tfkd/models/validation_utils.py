@@ -1,12 +1,6 @@
-"""Argument checks shared by the model builders and layers."""
+"""Argument checks of the model builders and layers."""
 
-
-def validate_positive_int(name, value):
-    """Raises unless `value` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1. Received: {name}={value}")
+from tfkd.arguments import validate_positive_int
 
 
 def validate_hidden(hidden):
