@@ -57,7 +57,8 @@ class _Spy:
         if self.error is not None:
             raise self.error
         return export.ExportReport(
-            path=path, bytes=1, quantization="int8", max_abs_diff=0.0,
+            path=path, bytes=1, gzip_bytes=1, quantization="int8",
+            max_abs_diff=0.0,
             metric="auc", metric_before=0.8, metric_after=0.8,
             latency_us_p50=1.0, sidecar_path=path + ".json",
         )

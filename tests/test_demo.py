@@ -13,6 +13,7 @@ from nbclient import NotebookClient
 from tfkd import bench
 from tfkd import datasets
 from tfkd import demo
+from tfkd import recipes
 from tfkd import evaluation
 from tfkd import models
 
@@ -30,7 +31,7 @@ def synthetic():
 class TestRunDemo:
     def test_results_and_files_on_synthetic_data(self, synthetic, tmp_path):
         results = demo.run_demo(
-            demo.DemoConfig(epochs=2),
+            recipes.Recipe(epochs=2),
             data=synthetic,
             json_path=tmp_path / "r.json",
             plots_dir=tmp_path / "plots",
@@ -83,9 +84,9 @@ class TestDemoCommand:
 def distilled_pair(synthetic):
     student = models.student(synthetic.spec)
     teacher = models.teacher(synthetic.spec)
-    config = demo.DemoConfig(epochs=1)
-    demo.train_supervised(teacher, synthetic, config, verbose=0)
-    demo.train_distilled(teacher, student, synthetic, config, verbose=0)
+    config = recipes.Recipe(epochs=1)
+    recipes.train_supervised(teacher, synthetic, config, verbose=0)
+    recipes.train_distilled(teacher, student, synthetic, config, verbose=0)
     return student, teacher
 
 
@@ -172,3 +173,18 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2
+
+
+def test_cli_defaults_are_the_recipe():
+    # One recipe: flags the user leaves out keep `Recipe`'s values.
+    from tfkd import cli
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["distill"])
+    assert cli._recipe(args, recipes.Recipe()) == recipes.Recipe()
+    args = parser.parse_args(["distill", "--alpha", "0.5"])
+    assert cli._recipe(args, recipes.Recipe()) == recipes.Recipe(alpha=0.5)
+    args = parser.parse_args(["demo", "--quick", "--seed", "3"])
+    assert cli._recipe(args, recipes.Recipe.quick()) == recipes.Recipe(
+        epochs=1, seed=3
+    )

@@ -15,14 +15,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd import datasets
-from tfkd import demo
+from tfkd import recipes
 from tfkd import evaluation
 from tfkd import export
 from tfkd import models
 from tfkd.bench_utils import write_json  # noqa: F401 (tfkd.bench API)
 from tfkd.datasets.pipelines import features_from_frame
+from tfkd.export.sidecar import QUANTIZATION_MODES
 
-QUANTIZATIONS = (None, "dynamic", "float16", "int8")
 # Goals from the export issue; reported as pass/fail, never asserted in tests.
 GOAL_INT8_SIZE_RATIO = 0.30
 GOAL_INT8_AUC_DROP = 0.003
@@ -88,7 +88,7 @@ def run_bench(
     workdir = workdir or tempfile.mkdtemp(prefix="tfkd-bench-")
     os.makedirs(workdir, exist_ok=True)
     runners, results = {}, {}
-    for quantization in QUANTIZATIONS:
+    for quantization in QUANTIZATION_MODES:
         name = quantization or "float32"
         report = export.to_tflite(
             student,
@@ -302,11 +302,11 @@ def load_or_train(model_path=None, data=None, epochs=2, verbose=0):
             getattr(model, "teacher", None),
             data,
         )
-    config = demo.DemoConfig(epochs=epochs)
-    teacher, _ = demo.train_supervised(
+    config = recipes.Recipe(epochs=epochs)
+    teacher, _ = recipes.train_supervised(
         models.teacher(data.spec), data, config, verbose
     )
-    student, _ = demo.train_distilled(
+    student, _ = recipes.train_distilled(
         teacher, models.student(data.spec), data, config, verbose
     )
     return student, teacher, data

@@ -10,6 +10,7 @@ from tfkd import _native_logs
 from tfkd import cli_data
 from tfkd.cli_data import CommandError
 from tfkd.distiller_validation import MIN_TEMPERATURE
+from tfkd.export.sidecar import QUANTIZATION_MODES
 
 # What a command may raise for bad input (a missing file, a model that
 # does not fit the data, a refused export): printed as one line, exit 1.
@@ -21,14 +22,10 @@ DEBUG_VARIABLE = "TFKD_DEBUG"
 
 def _demo(args):
     from tfkd import demo
+    from tfkd import recipes
 
-    config = demo.DemoConfig.quick() if args.quick else demo.DemoConfig()
-    overrides = {
-        k: getattr(args, k)
-        for k in ("epochs", "alpha", "temperature", "seed", "split")
-        if getattr(args, k) is not None
-    }
-    config = demo.DemoConfig(**{**config.__dict__, **overrides})
+    base = recipes.Recipe.quick() if args.quick else recipes.Recipe()
+    config = _recipe(args, base)
     results = demo.run_demo(
         config,
         json_path=args.json,
@@ -52,16 +49,10 @@ def _demo(args):
 def _distill(args):
     import keras
 
-    from tfkd import demo
     from tfkd import models
+    from tfkd import recipes
 
-    config = demo.DemoConfig(
-        epochs=args.epochs or demo.DemoConfig.epochs,
-        alpha=0.2 if args.alpha is None else args.alpha,
-        temperature=2.0 if args.temperature is None else args.temperature,
-        seed=42 if args.seed is None else args.seed,
-        split=args.split or "random",
-    )
+    config = _recipe(args, recipes.Recipe())
     keras.utils.set_random_seed(config.seed)
     data = cli_data.load_data(args, seed=config.seed, split=config.split)
     if args.spec_out:
@@ -70,15 +61,23 @@ def _distill(args):
     if args.teacher:
         teacher = cli_data.load_teacher(args.teacher, data.spec)
     else:
-        teacher, _ = demo.train_supervised(
+        teacher, _ = recipes.train_supervised(
             models.teacher(data.spec, task), data, config, verbose
         )
-    student, _ = demo.train_distilled(
+    student, _ = recipes.train_distilled(
         teacher, models.student(data.spec, task), data, config, verbose
     )
     _save_atomically(student, args.output)
     print(f"Student written to {args.output}")
     return 0
+
+
+def _recipe(args, base):
+    """`base` with the training flags the user gave (the rest unchanged)."""
+    return base.replace(**{
+        name: getattr(args, name)
+        for name in ("epochs", "alpha", "temperature", "seed", "split")
+    })
 
 
 def _verbosity(args):
@@ -217,7 +216,7 @@ def build_parser():
     exp.add_argument("model", help="a .keras student (or Distiller)")
     exp.add_argument("output", help="destination .tflite")
     exp.add_argument("--quantization", default="int8",
-                     choices=["none", "dynamic", "float16", "int8"])
+                     choices=[mode or "none" for mode in QUANTIZATION_MODES])
     exp.add_argument("--max-metric-drop", type=_at_least(0.0), default=0.005,
                      help="largest AUC drop (RMSE rise) allowed "
                      "(default: 0.005)")

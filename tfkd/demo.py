@@ -4,7 +4,6 @@ MovieLens-100K CTR, then an int8 LiteRT export of the distilled student."""
 import dataclasses
 import json
 import os
-import sys
 import time
 
 import keras
@@ -14,43 +13,9 @@ from tfkd import datasets
 from tfkd import evaluation
 from tfkd import export
 from tfkd import models
-from tfkd.distiller import Distiller
-
-
-@dataclasses.dataclass(frozen=True)
-class DemoConfig:
-    """Settings of one demo run.
-
-    Args:
-        epochs: int. Maximum epochs per model; early stopping on validation
-            AUC restores the best epoch. Defaults to `20`.
-        patience: int. Epochs without a better validation AUC before
-            stopping. Defaults to `5`: on MovieLens-100K the students'
-            validation AUC sits on a plateau (about 0.846) for epochs 2-7
-            before climbing to about 0.857, and a patience of 1 stopped
-            every model on the plateau.
-        batch_size: int. Defaults to `256`.
-        learning_rate: float. Adam's learning rate. Defaults to `2e-3`.
-        alpha: float. Distiller hard-label weight. Defaults to `0.2`.
-        temperature: float. Distiller temperature. Defaults to `2.0`.
-        seed: int. Seeds the split, the shuffling and the initialisers.
-            Defaults to `42`.
-        split: str. `"random"` or `"temporal"`. Defaults to `"random"`.
-    """
-
-    epochs: int = 20
-    patience: int = 5
-    batch_size: int = 256
-    learning_rate: float = 2e-3
-    alpha: float = 0.2
-    temperature: float = 2.0
-    seed: int = 42
-    split: str = "random"
-
-    @classmethod
-    def quick(cls):
-        """One epoch per model: for tests and a first look."""
-        return cls(epochs=1)
+from tfkd.recipes import Recipe
+from tfkd.recipes import train_distilled
+from tfkd.recipes import train_supervised
 
 
 def run_demo(
@@ -64,7 +29,7 @@ def run_demo(
     """Trains teacher, scratch student and distilled student; exports int8.
 
     Args:
-        config: `DemoConfig` or None. Defaults to `DemoConfig()`.
+        config: `tfkd.recipes.Recipe` or None. Defaults to `Recipe()`.
         data: `tfkd.datasets.MovieLensData` or None. Defaults to real
             MovieLens-100K CTR with `config.split` and `config.seed`.
         json_path: str or None. Where to write the results as JSON.
@@ -84,11 +49,11 @@ def run_demo(
     Example:
 
     ```python
-    results = tfkd.demo.run_demo(tfkd.demo.DemoConfig.quick())
+    results = tfkd.demo.run_demo(tfkd.recipes.Recipe.quick())
     print(results["student_distilled"]["auc"])
     ```
     """
-    config = config or DemoConfig()
+    config = config or Recipe()
     keras.utils.set_random_seed(config.seed)
     if data is None:
         data = datasets.movielens_100k(
@@ -128,140 +93,6 @@ def run_demo(
     if json_path is not None:
         _write_json(results, json_path)
     return results
-
-
-# What each task trains on and how early stopping reads it: (metric name,
-# better direction). The metric is compiled under that name, so Keras logs
-# it as "val_<name>".
-OBJECTIVES = {"ctr": ("auc", "max"), "rating": ("rmse", "min")}
-
-
-def _objective(data):
-    task = data.spec.task
-    if task not in OBJECTIVES:
-        raise ValueError(
-            f"Training needs a ranking task, one of {tuple(OBJECTIVES)}. "
-            f"Received: data.spec.task={task!r}"
-        )
-    return task, *OBJECTIVES[task]
-
-
-def _metric(task):
-    if task == "rating":
-        return keras.metrics.RootMeanSquaredError(name="rmse")
-    return keras.metrics.AUC(from_logits=True, name="auc")
-
-
-def _callbacks(config, metric, mode):
-    return [
-        keras.callbacks.EarlyStopping(
-            monitor=f"val_{metric}",
-            mode=mode,
-            patience=config.patience,
-            restore_best_weights=True,
-        )
-    ]
-
-
-def train_supervised(model, data, config, verbose=1):
-    """Fits `model` on the hard labels with early stopping on validation.
-
-    A ctr task (`data.spec.task`) trains on binary cross-entropy from
-    logits and stops on validation AUC; a rating task on MSE and RMSE.
-
-    Args:
-        model: `keras.Model` with one logit (or rating) output.
-        data: `MovieLensData`.
-        config: `DemoConfig`.
-        verbose: int. 0: silent; 1: one line on stderr when the model is
-            trained (`teacher: 12 epochs, val auc 0.8610, 41 s`); 2: also
-            Keras' line per epoch. Defaults to `1`.
-
-    Returns:
-        `(model, history)`.
-    """
-    task, metric, mode = _objective(data)
-    loss = (keras.losses.MeanSquaredError() if task == "rating" else
-            keras.losses.BinaryCrossentropy(from_logits=True))
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=loss,
-        metrics=[_metric(task)],
-    )
-    started = time.perf_counter()
-    history = model.fit(
-        data.train,
-        validation_data=data.val,
-        epochs=config.epochs,
-        callbacks=_callbacks(config, metric, mode),
-        verbose=_keras_verbose(verbose),
-        shuffle=False,  # data.train is shuffled by tf.data already
-    )
-    _report(verbose, model.name, history, metric, mode, started)
-    return model, history
-
-
-def train_distilled(teacher, student, data, config, verbose=1):
-    """Distils `teacher` into `student` with early stopping on validation.
-
-    Args:
-        teacher: trained `keras.Model`.
-        student: `keras.Model` with the teacher's output shape.
-        data: `MovieLensData`. Its `spec.task` picks the metric as in
-            `train_supervised`, and `"rating"` distils as regression.
-        config: `DemoConfig`.
-        verbose: int. As in `train_supervised`. Defaults to `1`.
-
-    Returns:
-        `(student, history)`.
-    """
-    task, metric, mode = _objective(data)
-    distiller = Distiller(
-        teacher=teacher,
-        student=student,
-        kind="regression" if task == "rating" else "auto",
-    )
-    distiller.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        metrics=[_metric(task)],
-        alpha=config.alpha,
-        temperature=config.temperature,
-    )
-    started = time.perf_counter()
-    history = distiller.fit(
-        data.train,
-        validation_data=data.val,
-        epochs=config.epochs,
-        callbacks=_callbacks(config, metric, mode),
-        verbose=_keras_verbose(verbose),
-        shuffle=False,
-    )
-    label = (f"{student.name} (distilled, alpha={config.alpha}, "
-             f"T={config.temperature})")
-    _report(verbose, label, history, metric, mode, started)
-    return student, history
-
-
-def _keras_verbose(verbose):
-    # Keras' verbose=2 prints one line per epoch; 1 redraws a bar per step.
-    return 2 if verbose >= 2 else 0
-
-
-def _report(verbose, label, history, metric, mode, started):
-    """Prints one line for a trained model (stderr: stdout holds results)."""
-    if not verbose:
-        return
-    values = history.history.get(f"val_{metric}") or [float("nan")]
-    pick = max if mode == "max" else min
-    best = values.index(pick(values))
-    epochs = f"{len(values)} epoch{'s' * (len(values) != 1)}"
-    at = f" (epoch {best + 1})" if best != len(values) - 1 else ""
-    print(
-        f"{label}: {epochs}, val {metric} {values[best]:.4f}{at}, "
-        f"{time.perf_counter() - started:.0f} s",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def _score(model, data):

@@ -16,12 +16,12 @@ import keras
 import numpy as np
 
 from tfkd import datasets
-from tfkd import demo
+from tfkd import recipes
 from tfkd import evaluation
 from tfkd import models
 
 SPLIT_SEED = 42
-# (row label, training, DemoConfig overrides)
+# (row label, training, Recipe overrides)
 ROWS = (
     ("scratch, all 20 epochs, best epoch restored", "scratch",
      {"patience": 20}),
@@ -38,9 +38,9 @@ def run(seeds):
     data = datasets.movielens_100k(task="ctr", seed=SPLIT_SEED)
     aucs = {label: [] for label, _, _ in ROWS}
     for seed in seeds:
-        base = demo.DemoConfig(seed=seed)
+        base = recipes.Recipe(seed=seed)
         keras.utils.set_random_seed(seed)
-        teacher, _ = demo.train_supervised(
+        teacher, _ = recipes.train_supervised(
             models.teacher(data.spec), data, base, verbose=0
         )
         for label, training, overrides in ROWS:
@@ -48,9 +48,9 @@ def run(seeds):
             keras.utils.set_random_seed(seed)
             student = models.student(data.spec)
             if training == "scratch":
-                demo.train_supervised(student, data, config, verbose=0)
+                recipes.train_supervised(student, data, config, verbose=0)
             else:
-                demo.train_distilled(
+                recipes.train_distilled(
                     teacher, student, data, config, verbose=0
                 )
             auc = evaluation.evaluate_ctr(student, data.test)["auc"]

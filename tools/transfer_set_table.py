@@ -1,12 +1,12 @@
 """Distilled students with and without a transfer set, on MovieLens-100K.
 
-The demo's split (seed 42) and recipe (`tfkd.demo.DemoConfig`: alpha 0.2,
+The demo's split (seed 42) and recipe (`tfkd.recipes.Recipe`: alpha 0.2,
 T 2, Adam 2e-3, batch 256, early stopping on validation AUC with patience
 5, best epoch restored). For every model seed a teacher
 (`tfkd.models.teacher`) is trained as the demo trains it, then each row
 distils a fresh `tfkd.models.student` from the same seed:
 
-- no transfer set: the demo's `train_distilled` on the training rows;
+- no transfer set: the demo's `recipes.train_distilled` on the training rows;
 - transfer set: `tfkd.datasets.with_transfer_set(data, size=5.0)`, the
   training rows plus 5x as many unobserved user-item pairs (soft term
   only), drawn by popularity or uniformly;
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from tfkd import datasets
-from tfkd import demo
+from tfkd import recipes
 from tfkd import evaluation
 from tfkd import models
 
@@ -62,10 +62,10 @@ def run(seeds, size, rows):
     data = datasets.movielens_100k(task="ctr", seed=SPLIT_SEED)
     results = {label: [] for label, _ in rows}
     for seed in seeds:
-        config = demo.DemoConfig(seed=seed)
+        config = recipes.Recipe(seed=seed)
         keras.utils.set_random_seed(seed)
         started = time.perf_counter()
-        teacher, _ = demo.train_supervised(
+        teacher, _ = recipes.train_supervised(
             models.teacher(data.spec), data, config, verbose=0
         )
         scores = evaluation.evaluate_ctr(teacher, data.test)
@@ -76,7 +76,7 @@ def run(seeds, size, rows):
             started = time.perf_counter()
             train_data = _train_data(data, row, size, seed,
                                      config.batch_size)
-            student, history = demo.train_distilled(
+            student, history = recipes.train_distilled(
                 teacher, models.student(data.spec), train_data, config,
                 verbose=0,
             )

@@ -38,7 +38,6 @@ from tfkd import _compat
 from tfkd.export import temp_files
 from tfkd.export.sidecar import SIGNATURE_KEY
 
-QUANTIZATION_MODES = (None, "dynamic", "float16", "int8")
 # The SavedModel step's folder in the temp dir; see `temp_files`.
 SAVED_MODEL_PREFIX = "tfkd_export_"
 LOW_PRECISION_DTYPES = ("float16", "bfloat16")

@@ -9,9 +9,9 @@ import tensorflow as tf
 from tfkd import model_utils
 from tfkd.arguments import validate_positive_int
 from tfkd.export import id_mapping
-from tfkd.export.converter_utils import QUANTIZATION_MODES
+from tfkd.export.sidecar import OUTPUT_KINDS
+from tfkd.export.sidecar import QUANTIZATION_MODES
 
-OUTPUT_KINDS = ("logit", "probability", "rating")
 METRICS = ("auto", "auc", "rmse", None)
 
 

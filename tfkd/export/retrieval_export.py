@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfkd import model_utils
 from tfkd.arguments import validate_positive_int
 from tfkd.export import atomic_write
-from tfkd.export import converter_utils
+from tfkd.export import sidecar
 from tfkd.export import id_mapping
 from tfkd.export import litert_checks
 from tfkd.export import retrieval_inputs
@@ -47,7 +47,7 @@ __all__ = [
 IDS_OUTPUT, SCORES_OUTPUT = RETRIEVAL_OUTPUT_KINDS
 # No full int8: a retrieval export takes no calibration data.
 QUANTIZATION_MODES = tuple(
-    mode for mode in converter_utils.QUANTIZATION_MODES if mode != "int8"
+    mode for mode in sidecar.QUANTIZATION_MODES if mode != "int8"
 )
 # Recall of the Keras top-K in the LiteRT top-K required by default. Float32
 # differs from Keras only by summation order; the quantized modes perturb

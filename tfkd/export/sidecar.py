@@ -13,6 +13,8 @@ SIDECAR_SUFFIX = ".json"
 # The signature every tfkd export has and an app calls.
 SIGNATURE_KEY = "serving_default"
 TASKS = ("ranking", "retrieval")
+# `to_tflite(quantization=...)`'s modes; the sidecar records None as "none".
+QUANTIZATION_MODES = (None, "dynamic", "float16", "int8")
 COMPRESSIONS = (None, "qat", "pruning")
 
 OUTPUT_MEANINGS = {
