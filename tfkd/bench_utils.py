@@ -6,7 +6,8 @@ it on a machine without them.
 
 import importlib.metadata
 import json
-import os
+
+from tfkd import atomic_files
 
 
 def write_json(report, path):
@@ -26,10 +27,7 @@ def write_json(report, path):
     if path in (None, "-"):
         print(text)
         return
-    temp = f"{path}.tmp"
-    with open(temp, "w") as f:
-        f.write(text + "\n")
-    os.replace(temp, path)
+    atomic_files.write_text(path, text + "\n")
 
 
 def package_versions(names):

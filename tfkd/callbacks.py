@@ -9,6 +9,7 @@ import shutil
 import keras
 
 from tfkd import _compat
+from tfkd import atomic_files
 from tfkd.api_export import tfkd_export
 
 STATE_FILE = "backup_state.json"
@@ -381,10 +382,9 @@ def _read_state(backup_dir):
 def _write_state(backup_dir, state):
     # The state file is replaced in one step, after the weights it names
     # are complete; older weights files are removed only then.
-    path = os.path.join(backup_dir, STATE_FILE)
-    with open(path + ".tmp", "w") as file:
-        json.dump(state, file)
-    os.replace(path + ".tmp", path)
+    atomic_files.write_json(
+        os.path.join(backup_dir, STATE_FILE), state, indent=None
+    )
     for name in os.listdir(backup_dir):
         if name.endswith(".weights.h5") and name != state["weights"]:
             os.remove(os.path.join(backup_dir, name))

@@ -85,11 +85,10 @@ def _verbosity(args):
 
 
 def _save_atomically(model, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, f".{os.path.basename(path)}.tmp.keras")
-    model.save(temp)
-    os.replace(temp, path)
+    from tfkd import atomic_files
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_files.write_file(path, model.save, suffix=".keras")
 
 
 def _export(args):

@@ -6,7 +6,8 @@ command line; `tfkd.cli.main` prints it as one line and exits 1.
 """
 
 import json
-import os
+
+from tfkd import atomic_files
 
 
 class CommandError(Exception):
@@ -86,11 +87,7 @@ def read_spec(path):
 
 def write_spec(spec, path):
     """Writes `spec` as JSON to `path` (`--spec-out`) and says so."""
-    temp = f"{path}.tmp"
-    with open(temp, "w") as f:
-        json.dump(spec.to_dict(), f, indent=2)
-        f.write("\n")
-    os.replace(temp, path)
+    atomic_files.write_json(path, spec.to_dict())
     print(f"Feature spec written to {path} (edit it, then pass --spec)")
 
 

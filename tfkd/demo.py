@@ -2,13 +2,13 @@
 MovieLens-100K CTR, then an int8 LiteRT export of the distilled student."""
 
 import dataclasses
-import json
 import os
 import time
 
 import keras
 
 from tfkd import _native_logs
+from tfkd import atomic_files
 from tfkd import datasets
 from tfkd import evaluation
 from tfkd import export
@@ -165,10 +165,7 @@ def _write_json(results, path):
     directory = os.path.dirname(os.fspath(path))
     if directory:
         os.makedirs(directory, exist_ok=True)
-    temp = f"{path}.tmp"
-    with open(temp, "w") as f:
-        json.dump(results, f, indent=2, default=float)
-    os.replace(temp, path)
+    atomic_files.write_json(path, results)
 
 
 def summary_table(results):

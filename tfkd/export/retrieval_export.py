@@ -23,7 +23,7 @@ from tfkd.export import sidecar
 from tfkd.export import id_mapping
 from tfkd.export import litert_checks
 from tfkd.export import retrieval_inputs
-from tfkd.export import temp_files
+from tfkd import temp_files
 from tfkd.export.converter_utils import SIGNATURE_KEY
 from tfkd.export.converter_utils import float32_compute
 from tfkd.export.converter_utils import strip_tensor_names

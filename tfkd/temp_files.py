@@ -1,8 +1,10 @@
-"""Temporary files and folders that a later export can clean up safely.
+"""Temporary files and folders that a later run can clean up safely.
 
-An export killed half-way (SIGKILL, a dead notebook kernel, a power cut)
-leaves its temporary `.tflite` beside the destination and its SavedModel
-folder in the system temp directory. Each name carries the host and the
+Every file tfkd writes goes through a temporary beside it (exports,
+sidecars, checkpoints, reports: `tfkd.atomic_files`). An export killed
+half-way (SIGKILL, a dead notebook kernel, a power cut) leaves its
+temporary `.tflite` beside the destination and its SavedModel folder in
+the system temp directory. Each name carries the host and the
 process id of its creator,
 
 ```
@@ -67,7 +69,7 @@ def _random_part():
     )
 
 
-def create_temp_beside(final_path):
+def create_temp_beside(final_path, suffix=""):
     """Creates an empty temporary file beside `final_path`.
 
     The file is opened with `O_CREAT | O_EXCL` and mode 0666, so the
@@ -76,6 +78,8 @@ def create_temp_beside(final_path):
 
     Args:
         final_path: str. Where the file will be moved.
+        suffix: str. Appended after `.tmp`, for writers that insist on
+            an extension (Keras' `.keras`). Defaults to `""`.
 
     Returns:
         `(fd, temp_path)`: an open write descriptor and its path.
@@ -84,7 +88,7 @@ def create_temp_beside(final_path):
     while True:
         temp_path = os.path.join(
             directory or ".",
-            f".{name}.{_random_part()}.{owner_tag()}{TEMP_SUFFIX}",
+            f".{name}.{_random_part()}.{owner_tag()}{TEMP_SUFFIX}{suffix}",
         )
         try:
             fd = os.open(
@@ -98,7 +102,8 @@ def create_temp_beside(final_path):
 def _temp_file_pattern(name):
     return re.compile(
         rf"^\.{re.escape(name)}\.[{_RANDOM_CHARS}]{{{_RANDOM_LENGTH}}}"
-        rf"\.(?P<host>.+)\.(?P<pid>\d+){re.escape(TEMP_SUFFIX)}$"
+        rf"\.(?P<host>.+)\.(?P<pid>\d+){re.escape(TEMP_SUFFIX)}"
+        r"(?:\.[A-Za-z0-9]+)?$"
     )
 
 
