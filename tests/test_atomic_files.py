@@ -1,4 +1,4 @@
-"""`tfkd.atomic_files`: every non-model file tfkd writes, whole or not at all."""
+"""`tfkd.atomic_files`: each non-model file tfkd writes, whole or not at all."""
 
 import json
 import os
@@ -8,8 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfkd import atomic_files
-from tfkd import temp_files
+from tfkd import atomic_files, temp_files
 
 
 def test_write_json_replaces_and_leaves_no_temporary(tmp_path):
@@ -49,8 +48,10 @@ def test_keras_save_through_a_suffixed_temporary(tmp_path):
 def test_temporaries_of_dead_writers_are_removed(tmp_path):
     path = tmp_path / "student.keras"
     # A pid far above any live one on this host, as a killed writer left.
-    dead = (f".student.keras.abcdefgh.{socket.gethostname()}.4194303"
-            f"{temp_files.TEMP_SUFFIX}.keras")
+    dead = (
+        f".student.keras.abcdefgh.{socket.gethostname()}.4194303"
+        f"{temp_files.TEMP_SUFFIX}.keras"
+    )
     (tmp_path / dead).write_bytes(b"half")
     atomic_files.write_text(path, "x")
     assert os.listdir(tmp_path) == ["student.keras"]

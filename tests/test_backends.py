@@ -61,7 +61,7 @@ class TestJaxBackend:
     def test_one_step_moves_the_student_alike(self, runs):
         tf_run, jax_run = runs["tensorflow", "live"], runs["jax", "live"]
         assert jax_run["after"]["loss"] < jax_run["before"]["loss"]
-        for a, b in zip(tf_run["weights"], jax_run["weights"]):
+        for a, b in zip(tf_run["weights"], jax_run["weights"], strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
     @pytest.mark.parametrize("teacher", ["live", "cached"])
@@ -73,7 +73,7 @@ class TestJaxBackend:
         for key, value in tf_run["after"].items():
             np.testing.assert_allclose(jax_run["after"][key], value,
                                        rtol=1e-5)
-        for a, b in zip(tf_run["weights"], jax_run["weights"]):
+        for a, b in zip(tf_run["weights"], jax_run["weights"], strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
         for run in (tf_run, jax_run):
             assert run["after"]["auc"] == pytest.approx(run["labelled_auc"])
@@ -81,7 +81,7 @@ class TestJaxBackend:
     def test_cached_logits_match_the_live_teacher(self, runs):
         for backend in BACKENDS:
             live, cached = runs[backend, "live"], runs[backend, "cached"]
-            for a, b in zip(live["weights"], cached["weights"]):
+            for a, b in zip(live["weights"], cached["weights"], strict=True):
                 np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
 
 

@@ -285,11 +285,11 @@ class TestDistillerTraining:
         teacher_before = [w.numpy().copy() for w in teacher.weights]
         student_before = [w.numpy().copy() for w in student.weights]
         distiller.fit(x, y, batch_size=BATCH, epochs=2, verbose=0)
-        for before, w in zip(teacher_before, teacher.weights):
+        for before, w in zip(teacher_before, teacher.weights, strict=True):
             np.testing.assert_array_equal(before, w.numpy())
         assert any(
             not np.array_equal(before, w.numpy())
-            for before, w in zip(student_before, student.weights)
+            for before, w in zip(student_before, student.weights, strict=True)
         )
         assert {id(v) for v in distiller.trainable_variables} == {
             id(v) for v in student.trainable_variables
@@ -450,7 +450,7 @@ class TestDistillerSerialization:
         saved_slots = [v.numpy() for v in distiller.optimizer.variables]
         restored_slots = [v.numpy() for v in restored.optimizer.variables]
         assert len(restored_slots) == len(saved_slots) > 2
-        for a, b in zip(restored_slots, saved_slots):
+        for a, b in zip(restored_slots, saved_slots, strict=True):
             np.testing.assert_array_equal(a, b)
         restored.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
 
@@ -494,7 +494,7 @@ class TestDistillerUnderMirroredStrategy:
             np.testing.assert_allclose(
                 dist_history[key], plain_history[key], rtol=1e-5
             )
-        for a, b in zip(dist_weights, plain_weights):
+        for a, b in zip(dist_weights, plain_weights, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 

@@ -263,7 +263,7 @@ class TestFrozenTeacher:
             distiller.compile(keras.optimizers.SGD(0.1))
             distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
             assert teacher.trainable is False
-        for b, w in zip(before, teacher.weights):
+        for b, w in zip(before, teacher.weights, strict=True):
             np.testing.assert_array_equal(b, w.numpy())
 
     def test_unfrozen_teacher_is_refused(self, dense_data):

@@ -8,12 +8,10 @@ object failed in `compile` (serialization).
 import keras
 import numpy as np
 import pytest
+from dense_models import FEATURES, dense_model, sigmoid
 from keras import ops
 
 import tfkd
-from dense_models import FEATURES
-from dense_models import dense_model
-from dense_models import sigmoid
 
 T = 2.0
 

@@ -8,11 +8,9 @@ logits are now cast to float32 before both losses.
 import keras
 import numpy as np
 import pytest
+from dense_models import FEATURES, dense_model, sigmoid
 
 import tfkd
-from dense_models import FEATURES
-from dense_models import dense_model
-from dense_models import sigmoid
 
 T = 2.0
 
@@ -46,7 +44,7 @@ def test_fit_and_evaluate(policy):
         assert np.all(np.isfinite(history.history["val_" + key]))
     assert any(
         not np.array_equal(b, w.numpy())
-        for b, w in zip(before, student.trainable_weights)
+        for b, w in zip(before, student.trainable_weights, strict=True)
     )
     result = distiller.evaluate(
         x, y, batch_size=len(y), verbose=0, return_dict=True

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfkd import datasets
-from tfkd import evaluation
-from tfkd import models
+from tfkd import datasets, evaluation, models
 
 PNG_MAGIC = b"\x89PNG"
 
@@ -254,21 +252,25 @@ class TestEvaluateRetrieval:
                 inputs = [
                     keras.Input((), dtype="int32", name=n) for n in names
                 ]
-                vectors = [layers[n](x) for n, x in zip(names, inputs)]
-                out = vectors[0] if len(vectors) == 1 else (
-                    keras.layers.Add()(vectors)
+                vectors = [
+                    layers[n](x)
+                    for n, x in zip(names, inputs, strict=True)
+                ]
+                out = (
+                    vectors[0]
+                    if len(vectors) == 1
+                    else (keras.layers.Add()(vectors))
                 )
                 if structure == "dict":
-                    inputs = dict(zip(names, inputs))
+                    inputs = dict(zip(names, inputs, strict=True))
                 result[tower] = keras.Model(inputs, out)
             return types.SimpleNamespace(**result)
 
         layers = {
             name: keras.layers.Embedding(
-                spec[name], 4,
-                embeddings_initializer=keras.initializers.RandomNormal(
-                    seed=i
-                ),
+                spec[name],
+                4,
+                embeddings_initializer=keras.initializers.RandomNormal(seed=i),
             )
             for i, name in enumerate(["occupation", "user_id", "item_id"])
         }

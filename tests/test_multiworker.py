@@ -6,10 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import loopback
 import numpy as np
 import pytest
-
-import loopback
 
 WORKER = Path(__file__).with_name("mwms_worker.py")
 
@@ -67,5 +66,5 @@ def test_two_workers_match_single_process(tmp_path):
             np.testing.assert_allclose(
                 history[key], ref_history[key], rtol=1e-5
             )
-        for a, b in zip(weights, ref_weights):
+        for a, b in zip(weights, ref_weights, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

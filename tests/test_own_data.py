@@ -58,7 +58,7 @@ def split_steps(log):
     chunks = re.split(r"^\$ ", log, flags=re.M)[1:]
     assert len(chunks) == len(STEPS), log
     steps = {}
-    for step, chunk in zip(STEPS, chunks):
+    for step, chunk in zip(STEPS, chunks, strict=True):
         lines = chunk.splitlines()
         # A README command goes on over lines ending in a backslash.
         taken = 1

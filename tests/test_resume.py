@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import keras
+import loopback
 import numpy as np
 import pytest
+import resume_worker as worker
 import tensorflow as tf
 
-import loopback
-import resume_worker as worker
 import tfkd
 
 WORKER = Path(__file__).with_name("resume_worker.py")
@@ -100,7 +100,7 @@ def unbroken(tmp_path_factory):
 
 def _assert_same_end(run, reference):
     (weights, values), (ref_weights, ref_values) = run, reference
-    for a, b in zip(weights, ref_weights):
+    for a, b in zip(weights, ref_weights, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert values["iterations"] == ref_values["iterations"] == STEPS
     assert values["temperature"] == FINAL_TEMPERATURE
@@ -199,7 +199,10 @@ def _interrupted_then_resumed(make_backup, **kwargs):
 
 
 def _assert_same_weights(a, b):
-    for x, y in zip(a.student.get_weights(), b.student.get_weights()):
+    pairs = zip(
+        a.student.get_weights(), b.student.get_weights(), strict=True
+    )
+    for x, y in pairs:
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
 
 
@@ -240,14 +243,18 @@ class TestBackupAndRestore:
         assert run["iterations"] == STEPS
         assert run["temperature"] == reference.temperature
         assert run["alpha"] == reference.alpha == FINAL_ALPHA
-        for a, b in zip(run["weights"], reference.student.get_weights()):
+        for a, b in zip(
+            run["weights"], reference.student.get_weights(), strict=True
+        ):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
     def test_schedule_of_the_current_value_is_applied_once(self, tmp_path):
         # The backup after batch 7 of epoch 1 holds T = 0.75; halving it
         # again on the restart would train the rest of epoch 1 at 0.375.
-        reference, _, _ = _fit(tfkd.callbacks.BackupAndRestore(
-            tmp_path / "a", save_freq=5), schedule=_halve)
+        reference, _, _ = _fit(
+            tfkd.callbacks.BackupAndRestore(tmp_path / "a", save_freq=5),
+            schedule=_halve,
+        )
         assert reference.temperature == 0.375
 
         def backup():
@@ -300,13 +307,13 @@ class TestBackupAndRestore:
         assert history is None
         before = int(distiller.optimizer.iterations.numpy())
         features, labels = worker.data()
-        history = distiller.fit(features, labels, batch_size=worker.BATCH,
-                                epochs=1, verbose=0)
+        history = distiller.fit(
+            features, labels, batch_size=worker.BATCH, epochs=1, verbose=0
+        )
         assert history.epoch == [0]
         assert int(distiller.optimizer.iterations.numpy()) == before + 12
 
-    def test_backup_is_replaced_only_once_complete(self, tmp_path,
-                                                   monkeypatch):
+    def test_backup_is_replaced_only_once_complete(self, tmp_path, monkeypatch):
         # The third backup dies half-written, as in a kill while saving.
         save_weights, saves = tfkd.Distiller.save_weights, []
 
@@ -317,8 +324,7 @@ class TestBackupAndRestore:
                 raise KeyboardInterrupt
             return save_weights(self, filepath, *args, **kwargs)
 
-        monkeypatch.setattr(tfkd.Distiller, "save_weights",
-                            dies_on_third_save)
+        monkeypatch.setattr(tfkd.Distiller, "save_weights", dies_on_third_save)
         backup = tfkd.callbacks.BackupAndRestore(tmp_path / "b", 5)
         assert _fit(backup)[2] is None
         monkeypatch.undo()
@@ -329,14 +335,17 @@ class TestBackupAndRestore:
         assert (probe.epoch, probe.iterations) == (0, 10)
 
     def test_keeps_the_backup_when_asked(self, tmp_path):
-        _fit(tfkd.callbacks.BackupAndRestore(
-            tmp_path / "b", delete_checkpoint=False))
+        _fit(
+            tfkd.callbacks.BackupAndRestore(
+                tmp_path / "b", delete_checkpoint=False
+            )
+        )
         state = json.loads((tmp_path / "b" / "backup_state.json").read_text())
         assert state == {
-            "epoch": 3, "batches_done": 0,
+            "epoch": 3,
+            "batches_done": 0,
             "weights": "epoch-3-batch-0.weights.h5",
-            "scalars": {"alpha": FINAL_ALPHA,
-                        "temperature": FINAL_TEMPERATURE},
+            "scalars": {"alpha": FINAL_ALPHA, "temperature": FINAL_TEMPERATURE},
         }
 
     def test_unbuilt_model_is_refused(self, tmp_path):
@@ -354,8 +363,9 @@ class TestBackupAndRestore:
         model.compile("sgd", "mse")
         backup = tfkd.callbacks.BackupAndRestore(tmp_path / "b")
         with pytest.raises(ValueError, match="must be built by then"):
-            model.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0,
-                      callbacks=[backup])
+            model.fit(
+                np.ones((4, 2)), np.ones((4, 1)), verbose=0, callbacks=[backup]
+            )
 
     def test_unreadable_backup_is_refused(self, tmp_path):
         (tmp_path / "b").mkdir()
@@ -367,7 +377,8 @@ class TestBackupAndRestore:
             _fit(tfkd.callbacks.BackupAndRestore(tmp_path / "b"))
 
     @pytest.mark.parametrize(
-        "save_freq", [0, -5, True, "batch", 2.0],
+        "save_freq",
+        [0, -5, True, "batch", 2.0],
         ids=["zero", "negative", "bool", "word", "float"],
     )
     def test_bad_save_freq_is_refused(self, save_freq):
@@ -393,9 +404,7 @@ class TestBackupAndRestore:
 class TestKerasBackupAndRestore:
     """`keras.callbacks.BackupAndRestore` (Keras 3.15) with the Distiller."""
 
-    def test_batch_backup_trains_the_epochs_first_batches_twice(
-        self, tmp_path
-    ):
+    def test_batch_backup_trains_the_epochs_first_batches_twice(self, tmp_path):
         # Keras restores the weights after 20 steps but starts epoch 1 at
         # its first batch: 24 more steps, 44 in all. tfkd's callback exists
         # for this; if this test fails, Keras resumes mid-epoch itself.
@@ -413,8 +422,7 @@ class TestKerasBackupAndRestore:
         def backup():
             return keras.callbacks.BackupAndRestore(tmp_path / "b")
 
-        distiller, probe, _ = _interrupted_then_resumed(backup,
-                                                        schedule=_halve)
+        distiller, probe, _ = _interrupted_then_resumed(backup, schedule=_halve)
         assert (probe.epoch, probe.iterations) == (1, 12)
         assert distiller.temperature == 0.375
 
@@ -422,8 +430,7 @@ class TestKerasBackupAndRestore:
         distiller = worker.distiller(build=False)
         features, labels = worker.data()
         backup = keras.callbacks.BackupAndRestore(tmp_path / "b")
-        distiller.fit(features, labels, epochs=1, verbose=0,
-                      callbacks=[backup])
+        distiller.fit(features, labels, epochs=1, verbose=0, callbacks=[backup])
 
 
 _OWN_PROCESS = "TFKD_TEST_OWN_PROCESS"
@@ -432,8 +439,18 @@ _OWN_PROCESS = "TFKD_TEST_OWN_PROCESS"
 def _run_in_own_process(test_id):
     env = dict(os.environ, **{_OWN_PROCESS: "1"})
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"{__file__}::{test_id}"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"{__file__}::{test_id}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:]

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfkd import datasets
-from tfkd import models
+from tfkd import datasets, models
 from tfkd.export import retrieval_export
-from tfkd.export.retrieval_export import RetrievalMismatchError
-from tfkd.export.retrieval_export import recall_at_k
-from tfkd.export.retrieval_export import to_tflite_retrieval
 from tfkd.export.litert_runner import LiteRTRunner
+from tfkd.export.retrieval_export import (
+    RetrievalMismatchError,
+    recall_at_k,
+    to_tflite_retrieval,
+)
 
 K = 10
 
@@ -61,7 +62,10 @@ class TestToTfliteRetrieval:
         assert np.all(np.diff(scores, axis=1) <= 0)
         expected = _keras_top_ids(model, data, users)
         overlap = np.mean(
-            [len(set(a) & set(b)) / K for a, b in zip(expected, ids)]
+            [
+                len(set(a) & set(b)) / K
+                for a, b in zip(expected, ids, strict=True)
+            ]
         )
         assert overlap >= 0.99
 
@@ -69,8 +73,13 @@ class TestToTfliteRetrieval:
         data, model = trained
         path = tmp_path / "retrieval.tflite"
         report = to_tflite_retrieval(
-            model, data.items, path, k=5, users=data.users,
-            feature_spec=data.spec, latency_runs=1,
+            model,
+            data.items,
+            path,
+            k=5,
+            users=data.users,
+            feature_spec=data.spec,
+            latency_runs=1,
         )
         with open(report.sidecar_path) as f:
             sidecar = json.load(f)
@@ -86,12 +95,19 @@ class TestToTfliteRetrieval:
     def test_float16_is_smaller_and_close(self, trained, tmp_path):
         data, model = trained
         float_report = to_tflite_retrieval(
-            model, data.items, tmp_path / "f32.tflite", users=data.users,
+            model,
+            data.items,
+            tmp_path / "f32.tflite",
+            users=data.users,
             latency_runs=1,
         )
         half = to_tflite_retrieval(
-            model, data.items, tmp_path / "f16.tflite", users=data.users,
-            quantization="float16", latency_runs=1,
+            model,
+            data.items,
+            tmp_path / "f16.tflite",
+            users=data.users,
+            quantization="float16",
+            latency_runs=1,
         )
         assert half.bytes < float_report.bytes
         assert half.recall_at_k >= 0.95
@@ -114,7 +130,10 @@ class TestToTfliteRetrieval:
         )
         with pytest.raises(RetrievalMismatchError, match="recall_at_k=0.5"):
             to_tflite_retrieval(
-                model, data.items, tmp_path / "r.tflite", users=data.users,
+                model,
+                data.items,
+                tmp_path / "r.tflite",
+                users=data.users,
                 latency_runs=1,
             )
         assert os.listdir(tmp_path) == []
@@ -146,7 +165,8 @@ class TestToTfliteRetrieval:
         data, model = trained
         with pytest.raises(ValueError, match="genres"):
             to_tflite_retrieval(
-                model, data.items.drop(columns="genres"),
+                model,
+                data.items.drop(columns="genres"),
                 tmp_path / "r.tflite",
             )
 
@@ -179,19 +199,24 @@ def _hand_built_towers(item_initializer=None):
     """Plain Embeddings; the user tower lists its inputs unsorted."""
     user_id = keras.Input((), dtype="int32", name="user_id")
     age = keras.Input((), dtype="int32", name="age_bucket")
-    user_vector = keras.layers.Add()([
-        keras.layers.Embedding(
-            NUM_USERS, 3,
-            embeddings_initializer=keras.initializers.RandomNormal(seed=1),
-        )(user_id),
-        keras.layers.Embedding(
-            AGES, 3,
-            embeddings_initializer=keras.initializers.RandomNormal(seed=2),
-        )(age),
-    ])
+    user_vector = keras.layers.Add()(
+        [
+            keras.layers.Embedding(
+                NUM_USERS,
+                3,
+                embeddings_initializer=keras.initializers.RandomNormal(seed=1),
+            )(user_id),
+            keras.layers.Embedding(
+                AGES,
+                3,
+                embeddings_initializer=keras.initializers.RandomNormal(seed=2),
+            )(age),
+        ]
+    )
     item_id = keras.Input((), dtype="int32", name="item_id")
     item_vector = keras.layers.Embedding(
-        NUM_ITEMS, 3,
+        NUM_ITEMS,
+        3,
         embeddings_initializer=item_initializer
         or keras.initializers.RandomNormal(seed=3),
     )(item_id)
@@ -204,30 +229,36 @@ def _hand_built_towers(item_initializer=None):
 def _items(ids):
     ids = np.asarray(ids)
     # A text column the towers do not read: it must not be converted.
-    return pd.DataFrame({"title": [f"item {i}" for i in ids],
-                         "item_id": ids})
+    return pd.DataFrame({"title": [f"item {i}" for i in ids], "item_id": ids})
 
 
 def _users():
-    return pd.DataFrame({
-        "name": [f"user {u}" for u in range(NUM_USERS)],
-        "age_bucket": np.arange(NUM_USERS) % AGES,
-        "user_id": np.arange(NUM_USERS),
-    })
+    return pd.DataFrame(
+        {
+            "name": [f"user {u}" for u in range(NUM_USERS)],
+            "age_bucket": np.arange(NUM_USERS) % AGES,
+            "user_id": np.arange(NUM_USERS),
+        }
+    )
 
 
 class TestHandBuiltTowers:
     def test_exports_and_maps_unknown_user_ids(self, tmp_path):
         towers = _hand_built_towers()
         report = to_tflite_retrieval(
-            towers, _items(range(NUM_ITEMS)), tmp_path / "r.tflite", k=3,
-            users=_users(), latency_runs=1,
+            towers,
+            _items(range(NUM_ITEMS)),
+            tmp_path / "r.tflite",
+            k=3,
+            users=_users(),
+            latency_runs=1,
         )
         assert report.recall_at_k == 1.0
         with open(report.sidecar_path) as f:
             unknown = json.load(f)["unknown_ids"]
         assert unknown["mapped_inputs"] == {
-            "age_bucket": AGES, "user_id": NUM_USERS
+            "age_bucket": AGES,
+            "user_id": NUM_USERS,
         }
         runner = LiteRTRunner(report.path)
         known = runner({"user_id": [0], "age_bucket": [1]})
@@ -242,13 +273,19 @@ class TestHandBuiltTowers:
         towers = _hand_built_towers()
         ids = list(range(NUM_ITEMS)) * 2
         report = to_tflite_retrieval(
-            towers, _items(ids), tmp_path / "r.tflite", k=NUM_ITEMS,
-            users=_users(), latency_runs=1,
+            towers,
+            _items(ids),
+            tmp_path / "r.tflite",
+            k=NUM_ITEMS,
+            users=_users(),
+            latency_runs=1,
         )
         assert report.num_candidates == NUM_ITEMS
         top = LiteRTRunner(report.path)(
-            {"user_id": np.arange(NUM_USERS),
-             "age_bucket": np.arange(NUM_USERS) % AGES}
+            {
+                "user_id": np.arange(NUM_USERS),
+                "age_bucket": np.arange(NUM_USERS) % AGES,
+            }
         )[retrieval_export.IDS_OUTPUT]
         for row in top:
             assert sorted(row.tolist()) == list(range(NUM_ITEMS))
@@ -272,12 +309,16 @@ class TestHandBuiltTowers:
         # must still return K different items.
         towers = _hand_built_towers(keras.initializers.Constant(0.5))
         report = to_tflite_retrieval(
-            towers, _items(range(NUM_ITEMS)), tmp_path / "r.tflite", k=5,
-            users=_users(), latency_runs=1,
+            towers,
+            _items(range(NUM_ITEMS)),
+            tmp_path / "r.tflite",
+            k=5,
+            users=_users(),
+            latency_runs=1,
         )
-        top = LiteRTRunner(report.path)(
-            {"user_id": [3], "age_bucket": [2]}
-        )[retrieval_export.IDS_OUTPUT][0]
+        top = LiteRTRunner(report.path)({"user_id": [3], "age_bucket": [2]})[
+            retrieval_export.IDS_OUTPUT
+        ][0]
         assert len(set(top.tolist())) == 5
         assert report.recall_at_k == 1.0
 
@@ -291,8 +332,12 @@ class TestHandBuiltTowers:
         finally:
             keras.config.set_dtype_policy(previous)
         report = to_tflite_retrieval(
-            towers, _items(range(NUM_ITEMS)), tmp_path / "r.tflite", k=3,
-            users=_users(), latency_runs=1,
+            towers,
+            _items(range(NUM_ITEMS)),
+            tmp_path / "r.tflite",
+            k=3,
+            users=_users(),
+            latency_runs=1,
         )
         assert report.recall_at_k == 1.0
         assert report.max_score_abs_diff < 1e-2

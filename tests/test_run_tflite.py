@@ -12,10 +12,12 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from test_export import (
+    GENRES_LENGTH,  # noqa: E402
+    build_tiny_recommender,  # noqa: E402
+    make_features,  # noqa: E402
+)
 
-from test_export import GENRES_LENGTH  # noqa: E402
-from test_export import build_tiny_recommender  # noqa: E402
-from test_export import make_features  # noqa: E402
 from tfkd import export  # noqa: E402
 
 SCRIPT = pathlib.Path(__file__).parents[1] / "export" / "run_tflite.py"
@@ -219,8 +221,7 @@ class TestScore:
 
 @pytest.fixture(scope="module")
 def retrieval_artifact(tmp_path_factory):
-    from tfkd import datasets
-    from tfkd import models
+    from tfkd import datasets, models
 
     data = datasets.synthetic_movielens(task="retrieval", seed=0)
     model = models.two_tower(data.spec, embedding_dim=8, hidden=(16,))

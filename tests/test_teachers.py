@@ -126,8 +126,8 @@ class TestEnsemble:
         labels = (features["user"] > 5).astype("float32")
         history = distiller.fit(features, labels, epochs=1, verbose=0)
         assert set(history.history) >= {"loss", "distillation_loss"}
-        for member, weights in zip(members, before):
-            for old, new in zip(weights, member.get_weights()):
+        for member, weights in zip(members, before, strict=True):
+            for old, new in zip(weights, member.get_weights(), strict=True):
                 np.testing.assert_array_equal(old, new)
         path = str(tmp_path / "d.keras")
         distiller.save(path)
@@ -168,7 +168,7 @@ class TestCachedLogits:
         (live, live_w), (offline, offline_w) = results
         for key in ("loss", "student_loss", "distillation_loss"):
             np.testing.assert_allclose(offline[key], live[key], rtol=1e-5)
-        for a, b in zip(live_w, offline_w):
+        for a, b in zip(live_w, offline_w, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
     def test_missing_column_names_the_fix(self, features):

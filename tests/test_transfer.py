@@ -142,7 +142,7 @@ class TestDictSampleWeight:
                 ds = tf.data.Dataset.from_tensor_slices((x, y, weights))
                 distiller.fit(ds.batch(2), epochs=2, verbose=0)
             trained.append(distiller.student.get_weights())
-        for a, b in zip(*trained):
+        for a, b in zip(*trained, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6)
         assert not np.allclose(trained[0][0], 1.0)
 
@@ -185,25 +185,32 @@ def data():
 
 
 def _pairs(frame):
-    return set(zip(frame["user_id"].tolist(), frame["item_id"].tolist()))
+    return set(
+        zip(frame["user_id"].tolist(), frame["item_id"].tolist(), strict=True)
+    )
 
 
 def _ctr_model(spec, name, seed):
     """A user's model: plain Embeddings of user, item and genres, MLP."""
-    inputs = {n: keras.Input((), dtype="int32", name=n)
-              for n in ("user_id", "item_id")}
+    inputs = {
+        n: keras.Input((), dtype="int32", name=n)
+        for n in ("user_id", "item_id")
+    }
     inputs["genres"] = keras.Input((6,), dtype="int32", name="genres")
     init = keras.initializers.RandomNormal(stddev=0.5, seed=seed)
     parts = [
-        keras.layers.Embedding(spec[n].vocabulary_size, 4,
-                               embeddings_initializer=init)(inputs[n])
+        keras.layers.Embedding(
+            spec[n].vocabulary_size, 4, embeddings_initializer=init
+        )(inputs[n])
         for n in ("user_id", "item_id")
     ]
-    genres = keras.layers.Embedding(spec["genres"].vocabulary_size, 4,
-                                    embeddings_initializer=init)
+    genres = keras.layers.Embedding(
+        spec["genres"].vocabulary_size, 4, embeddings_initializer=init
+    )
     parts.append(keras.ops.mean(genres(inputs["genres"]), axis=1))
     x = keras.layers.Dense(8, activation="relu")(
-        keras.layers.Concatenate()(parts))
+        keras.layers.Concatenate()(parts)
+    )
     return keras.Model(inputs, keras.layers.Dense(1)(x), name=name)
 
 
@@ -212,7 +219,7 @@ class TestTransferSet:
     def test_pairs_are_unobserved_and_distinct(self, data, sampling):
         rows = tfkd.datasets.transfer_set(data, size=1.5, sampling=sampling)
         observed = set().union(*(_pairs(f) for f in data.frames.values()))
-        drawn = list(zip(rows["user_id"], rows["item_id"]))
+        drawn = list(zip(rows["user_id"], rows["item_id"], strict=True))
         assert not set(drawn) & observed
         assert len(set(drawn)) == len(drawn)
 
@@ -227,20 +234,24 @@ class TestTransferSet:
         items = data.items.set_index("item_id")
         for name in ("age_bucket", "gender", "occupation"):
             np.testing.assert_array_equal(
-                rows[name], users.loc[rows["user_id"], name])
+                rows[name], users.loc[rows["user_id"], name]
+            )
         np.testing.assert_array_equal(
             rows["release_year_bucket"],
-            items.loc[rows["item_id"], "release_year_bucket"])
+            items.loc[rows["item_id"], "release_year_bucket"],
+        )
         np.testing.assert_array_equal(
             np.stack(rows["genres"]),
-            np.stack(items.loc[rows["item_id"], "genres"]))
+            np.stack(items.loc[rows["item_id"], "genres"]),
+        )
         assert set(data.spec.names) <= set(rows.columns)
         assert (rows["label"] == 0.0).all()
 
     def test_same_seed_same_rows(self, data):
         first, again, other = (
             tfkd.datasets.transfer_set(data, size=1.0, seed=s)
-            for s in (3, 3, 4))
+            for s in (3, 3, 4)
+        )
         assert _pairs(first) == _pairs(again)
         assert list(first["user_id"]) == list(again["user_id"])
         assert _pairs(first) != _pairs(other)
@@ -248,11 +259,13 @@ class TestTransferSet:
     def test_popularity_never_draws_what_training_lacks(self, data):
         # Item 1 keeps its table row but loses its training rows.
         train = data.frames["train"]
-        without = dataclasses.replace(data, frames={
-            **data.frames, "train": train[train["item_id"] != 1]})
+        without = dataclasses.replace(
+            data, frames={**data.frames, "train": train[train["item_id"] != 1]}
+        )
         popular = tfkd.datasets.transfer_set(without, size=1.0, seed=0)
         uniform = tfkd.datasets.transfer_set(
-            without, size=1.0, seed=0, sampling="uniform")
+            without, size=1.0, seed=0, sampling="uniform"
+        )
         assert 1 not in set(popular["item_id"])
         assert 1 in set(uniform["item_id"])
 
@@ -262,9 +275,11 @@ class TestTransferSet:
         features = tfkd.datasets.features_from_frame(rows, data.spec)
         expected = teacher.predict(
             {k: features[k] for k in ("user_id", "item_id", "genres")},
-            verbose=0)
-        np.testing.assert_allclose(np.stack(rows["teacher_logits"]),
-                                   expected, rtol=1e-5, atol=1e-6)
+            verbose=0,
+        )
+        np.testing.assert_allclose(
+            np.stack(rows["teacher_logits"]), expected, rtol=1e-5, atol=1e-6
+        )
 
     @pytest.mark.parametrize(
         "kwargs, error, fragment",
@@ -283,32 +298,35 @@ class TestTransferSet:
         with pytest.raises(error, match=fragment):
             tfkd.datasets.transfer_set(data, **kwargs)
 
-    def test_draws_that_keep_repeating_are_refused(self, data,
-                                                   monkeypatch):
+    def test_draws_that_keep_repeating_are_refused(self, data, monkeypatch):
         monkeypatch.setattr(transfer, "MAX_ROUNDS", 1)
         with pytest.raises(ValueError, match="keep repeating"):
             tfkd.datasets.transfer_set(data, size=2.4)
 
     def test_data_without_side_tables_is_refused(self, data):
-        empty = dataclasses.replace(data, users=data.users.iloc[:0, :0],
-                                    items=data.items.iloc[:0, :0])
+        empty = dataclasses.replace(
+            data, users=data.users.iloc[:0, :0], items=data.items.iloc[:0, :0]
+        )
         with pytest.raises(ValueError, match="no such tables"):
             tfkd.datasets.transfer_set(empty)
 
     def test_retrieval_is_refused(self):
         data = tfkd.datasets.synthetic_movielens(
-            num_users=20, num_items=30, num_ratings=200, task="retrieval")
+            num_users=20, num_items=30, num_ratings=200, task="retrieval"
+        )
         with pytest.raises(ValueError, match="pointwise tasks"):
             tfkd.datasets.transfer_set(data)
 
 
 class TestWithTransferSet:
     def _rows(self, dataset):
-        columns = [list(c) for c in zip(*dataset.unbatch())]
-        features = {k: np.stack([f[k] for f in columns[0]])
-                    for k in columns[0][0]}
-        weights = {k: np.array([w[k] for w in columns[2]])
-                   for k in columns[2][0]}
+        columns = [list(c) for c in zip(*dataset.unbatch(), strict=True)]
+        features = {
+            k: np.stack([f[k] for f in columns[0]]) for k in columns[0][0]
+        }
+        weights = {
+            k: np.array([w[k] for w in columns[2]]) for k in columns[2][0]
+        }
         return features, np.array(columns[1]), weights
 
     def test_labelled_and_transfer_rows_weighted_and_mixed(self, data):
@@ -322,7 +340,13 @@ class TestWithTransferSet:
         assert (weights["distillation"] == 1.0).all()
         assert (labels[~hard] == 0.0).all()
         assert labels[hard].sum() == train["label"].sum()
-        pairs = set(zip(features["user_id"][hard], features["item_id"][hard]))
+        pairs = set(
+            zip(
+                features["user_id"][hard],
+                features["item_id"][hard],
+                strict=True,
+            )
+        )
         assert pairs == _pairs(train)
         # Shuffled together: the first batch holds both kinds of rows.
         first = next(iter(ds))[2]["student"].numpy()
@@ -334,8 +358,11 @@ class TestWithTransferSet:
         features, _, _ = self._rows(ds)
         inputs = {k: features[k] for k in ("user_id", "item_id", "genres")}
         np.testing.assert_allclose(
-            features["teacher_logits"], teacher.predict(inputs, verbose=0),
-            rtol=1e-5, atol=1e-6)
+            features["teacher_logits"],
+            teacher.predict(inputs, verbose=0),
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
     def test_fit_trains_the_student_and_not_the_teacher(self, data):
         teacher = _ctr_model(data.spec, "teacher", seed=1)
@@ -344,18 +371,22 @@ class TestWithTransferSet:
         start = [w.copy() for w in student.get_weights()]
         distiller = tfkd.Distiller(teacher, student)
         distiller.compile(
-            optimizer="adam", alpha=0.2, temperature=2.0,
-            metrics=[keras.metrics.AUC(from_logits=True, name="auc")])
-        train = tfkd.datasets.with_transfer_set(data, size=2.0,
-                                                batch_size=32)
-        history = distiller.fit(train, validation_data=data.val, epochs=2,
-                                verbose=0)
-        assert {"auc", "val_auc", "distillation_loss"} <= set(
-            history.history)
-        for a, b in zip(teacher.get_weights(), frozen):
+            optimizer="adam",
+            alpha=0.2,
+            temperature=2.0,
+            metrics=[keras.metrics.AUC(from_logits=True, name="auc")],
+        )
+        train = tfkd.datasets.with_transfer_set(data, size=2.0, batch_size=32)
+        history = distiller.fit(
+            train, validation_data=data.val, epochs=2, verbose=0
+        )
+        assert {"auc", "val_auc", "distillation_loss"} <= set(history.history)
+        for a, b in zip(teacher.get_weights(), frozen, strict=True):
             np.testing.assert_array_equal(a, b)
-        assert any(not np.allclose(a, b)
-                   for a, b in zip(student.get_weights(), start))
+        assert any(
+            not np.allclose(a, b)
+            for a, b in zip(student.get_weights(), start, strict=True)
+        )
 
     def test_batch_size_must_be_positive(self, data):
         with pytest.raises(ValueError, match="`batch_size` must be >= 1"):

@@ -8,8 +8,7 @@ import shutil
 
 import keras
 
-from tfkd import _compat
-from tfkd import atomic_files
+from tfkd import _compat, atomic_files
 from tfkd.api_export import tfkd_export
 
 STATE_FILE = "backup_state.json"
@@ -106,7 +105,7 @@ def with_nan_guard(callbacks):
 class _ScalarScheduler(keras.callbacks.Callback):
     """Sets one Distiller scalar at the start of every epoch."""
 
-    attribute = None
+    attribute: str | None = None
 
     def __init__(self, schedule, verbose=0):
         super().__init__()

@@ -6,8 +6,7 @@ import math
 import os
 import sys
 
-from tfkd import _native_logs
-from tfkd import cli_data
+from tfkd import _native_logs, cli_data
 from tfkd.cli_data import CommandError
 from tfkd.distiller_validation import MIN_TEMPERATURE
 from tfkd.export.sidecar import QUANTIZATION_MODES
@@ -21,8 +20,7 @@ DEBUG_VARIABLE = "TFKD_DEBUG"
 
 
 def _demo(args):
-    from tfkd import demo
-    from tfkd import recipes
+    from tfkd import demo, recipes
 
     base = recipes.Recipe.quick() if args.quick else recipes.Recipe()
     config = _recipe(args, base)
@@ -49,8 +47,7 @@ def _demo(args):
 def _distill(args):
     import keras
 
-    from tfkd import models
-    from tfkd import recipes
+    from tfkd import models, recipes
 
     config = _recipe(args, recipes.Recipe())
     keras.utils.set_random_seed(config.seed)

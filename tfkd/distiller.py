@@ -6,14 +6,16 @@ import contextlib
 import keras
 from keras import ops
 
-from tfkd import _compat
+from tfkd import (
+    _compat,
+    distiller_config,
+    distiller_losses,
+    distiller_weights,
+    model_utils,
+)
 from tfkd import callbacks as callbacks_module
-from tfkd import distiller_config
-from tfkd import distiller_losses
 from tfkd import distiller_validation as validation
-from tfkd import distiller_weights
 from tfkd import labels as labels_module
-from tfkd import model_utils
 from tfkd.api_export import tfkd_export
 
 KINDS = validation.KINDS
@@ -289,7 +291,9 @@ class Distiller(
                 scaled = self.optimizer.scale_loss(loss)
             variables = self.student.trainable_variables
             gradients = tape.gradient(scaled, variables)
-            self.optimizer.apply_gradients(zip(gradients, variables))
+            self.optimizer.apply_gradients(
+                zip(gradients, variables, strict=True)
+            )
             return self._step_logs(x, y, y_pred, sample_weight)
 
         def test_step(self, data):
@@ -358,8 +362,12 @@ class Distiller(
             student_fn(y, y_pred, sample_weight=hard), "float32"
         )
         distillation_loss = distiller_losses.soft_target_loss(
-            kind, distill_fn, teacher_logits, y_pred,
-            ops.cast(self._temperature, "float32"), soft,
+            kind,
+            distill_fn,
+            teacher_logits,
+            y_pred,
+            ops.cast(self._temperature, "float32"),
+            soft,
         )
         alpha = ops.cast(self._alpha, "float32")
         loss = alpha * student_loss + (1.0 - alpha) * distillation_loss
@@ -377,11 +385,13 @@ class Distiller(
 
     def _loss_fns(self, kind):
         self._require_compiled()
-        student_fn = (self.student_loss_fn
-                      or distiller_losses.default_student_loss(kind))
-        distill_fn = (self.distillation_loss_fn
-                      or distiller_losses.default_distillation_loss(kind))
+        student_fn = (
+            self.student_loss_fn or distiller_losses.default_student_loss(kind)
+        )
+        distill_fn = (
+            self.distillation_loss_fn
+            or distiller_losses.default_distillation_loss(kind)
+        )
         # Keep the defaults so every traced step reuses the same objects.
         self.student_loss_fn, self.distillation_loss_fn = student_fn, distill_fn
         return student_fn, distill_fn
-

@@ -232,7 +232,7 @@ def check_same_shape(teacher_shape, student_shape):
         return
     if len(teacher_shape) != len(student_shape) or any(
         t is not None and s is not None and t != s
-        for t, s in zip(teacher_shape[1:], student_shape[1:])
+        for t, s in zip(teacher_shape[1:], student_shape[1:], strict=True)
     ):
         raise ValueError(
             "Teacher and student must output logits of the same shape. "

@@ -31,9 +31,9 @@ import subprocess
 import sys
 import time
 
-from tfkd.arguments import validate_positive_int
 from tfkd import bench_utils
 from tfkd import speed_bench_report as report_module
+from tfkd.arguments import validate_positive_int
 
 BACKENDS = ("tensorflow", "jax")
 DATA_SOURCES = ("movielens", "synthetic")

@@ -8,8 +8,8 @@ teacher's forward pass and (JAX) the hand-written reference loop.
 import dataclasses
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
-from typing import Callable
 
 import keras
 import numpy as np

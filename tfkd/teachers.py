@@ -61,7 +61,9 @@ class Ensemble(keras.Model):
     def call(self, inputs, training=False):
         total = sum(self.member_weights)
         logits = None
-        for member, weight in zip(self.members, self.member_weights):
+        for member, weight in zip(
+            self.members, self.member_weights, strict=True
+        ):
             features = model_utils.select_inputs(member, inputs, "member")
             out = ops.cast(member(features, training=False), "float32")
             out = out * (weight / total)
@@ -79,20 +81,21 @@ class Ensemble(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "members": [
-                keras.saving.serialize_keras_object(m) for m in self.members
-            ],
-            "weights": list(self.member_weights),
-        })
+        config.update(
+            {
+                "members": [
+                    keras.saving.serialize_keras_object(m) for m in self.members
+                ],
+                "weights": list(self.member_weights),
+            }
+        )
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["members"] = [
-            keras.saving.deserialize_keras_object(m)
-            for m in config["members"]
+            keras.saving.deserialize_keras_object(m) for m in config["members"]
         ]
         return cls(**config)
 

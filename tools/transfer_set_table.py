@@ -29,10 +29,7 @@ import time
 import keras
 import numpy as np
 
-from tfkd import datasets
-from tfkd import recipes
-from tfkd import evaluation
-from tfkd import models
+from tfkd import datasets, evaluation, models, recipes
 
 SPLIT_SEED = 42
 ROWS = (

@@ -1,10 +1,8 @@
 """Data for tfkd: MovieLens-100K, your own files, a synthetic twin, tf.data."""
 
 from tfkd import tensorflow_optional
-from tfkd.datasets.feature_spec import Feature
-from tfkd.datasets.feature_spec import FeatureSpec
-from tfkd.datasets.schema import ITEM_FEATURES
-from tfkd.datasets.schema import USER_FEATURES
+from tfkd.datasets.feature_spec import Feature, FeatureSpec
+from tfkd.datasets.schema import ITEM_FEATURES, USER_FEATURES
 
 # The loaders return tf.data pipelines. Without TensorFlow (Keras on JAX)
 # they stay unloaded and the schema above still works; using one then

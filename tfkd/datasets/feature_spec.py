@@ -187,9 +187,9 @@ class FeatureSpec:
     def vocabulary_sizes(self) -> dict[str, int]:
         """Mapping from categorical feature name to vocabulary size."""
         return {
-            f.name: f.vocabulary_size
+            f.name: int(f.vocabulary_size)
             for f in self.features
-            if not f.is_numeric
+            if not f.is_numeric and f.vocabulary_size is not None
         }
 
     def __getitem__(self, name: str) -> Feature:

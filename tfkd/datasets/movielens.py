@@ -3,8 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from tfkd.datasets import schema
-from tfkd.datasets import splits
+from tfkd.datasets import schema, splits
 from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.movielens_files import load_movielens_100k_frames
 

@@ -124,7 +124,7 @@ def _read_grouplens(folder):
     )
     genre_table = raw[flags].to_numpy().astype(bool)
     genres = [
-        tuple(g for g, on in zip(GROUPLENS_GENRES, row) if on)
+        tuple(g for g, on in zip(GROUPLENS_GENRES, row, strict=True) if on)
         for row in genre_table
     ]
     items = pd.DataFrame(

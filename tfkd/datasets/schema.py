@@ -1,7 +1,6 @@
 """The MovieLens feature schema shared by the real and synthetic loaders."""
 
-from tfkd.datasets.feature_spec import Feature
-from tfkd.datasets.feature_spec import FeatureSpec
+from tfkd.datasets.feature_spec import Feature, FeatureSpec
 
 TASKS = ("ctr", "rating", "retrieval")
 LABEL = "label"

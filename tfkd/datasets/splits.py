@@ -33,7 +33,9 @@ def _cut(frame, val_fraction, test_fraction):
         frame.iloc[n_train + n_val :],
     )
     names = ("train", "val", "test")
-    return {k: p.reset_index(drop=True) for k, p in zip(names, parts)}
+    return {
+        k: p.reset_index(drop=True) for k, p in zip(names, parts, strict=True)
+    }
 
 
 def random_split(frame, val_fraction=0.1, test_fraction=0.1, seed=42):
@@ -107,9 +109,7 @@ def leave_one_out_split(frame):
     ordered = frame.sort_values(
         ["user_id", "timestamp", "item_id"], kind="stable"
     )
-    from_end = (
-        ordered.groupby("user_id").cumcount(ascending=False).to_numpy()
-    )
+    from_end = ordered.groupby("user_id").cumcount(ascending=False).to_numpy()
     parts = {
         "train": ordered[from_end >= 2],
         "val": ordered[from_end == 1],

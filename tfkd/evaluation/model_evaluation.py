@@ -5,9 +5,7 @@ import math
 import numpy as np
 
 from tfkd import model_utils
-from tfkd.evaluation.ranking_metrics import auc
-from tfkd.evaluation.ranking_metrics import logloss
-from tfkd.evaluation.ranking_metrics import rmse
+from tfkd.evaluation.ranking_metrics import auc, logloss, rmse
 
 BYTES_PER_FLOAT32 = 4
 

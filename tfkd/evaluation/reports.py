@@ -56,7 +56,7 @@ def comparison_table(results):
 
     def line(cells):
         first = cells[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:]))
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
         return "  ".join([first, *rest]).rstrip()
 
     return "\n".join(line(r) for r in [rows[0], rule, *rows[1:]])

@@ -3,8 +3,8 @@ whole catalogue, and the evaluation of a two-tower model on them."""
 
 import numpy as np
 
-from tfkd.arguments import validate_positive_int
 from tfkd import model_utils
+from tfkd.arguments import validate_positive_int
 from tfkd.datasets.pipelines import features_from_frame
 from tfkd.evaluation.ranking_metrics import as_1d
 
@@ -142,14 +142,19 @@ def sample_negatives(user_ids, interacted, vocabulary_size,
 def _interactions(frames):
     interacted = {}
     for frame in frames.values():
-        pairs = zip(frame["user_id"].to_numpy(), frame["item_id"].to_numpy())
+        pairs = zip(
+            frame["user_id"].to_numpy(),
+            frame["item_id"].to_numpy(),
+            strict=True,
+        )
         for user, item in pairs:
             interacted.setdefault(int(user), set()).add(int(item))
     return interacted
 
 
-def evaluate_retrieval(model, data, split="test", k=10, num_negatives=100,
-                       seed=0):
+def evaluate_retrieval(
+    model, data, split="test", k=10, num_negatives=100, seed=0
+):
     """HR@K and NDCG@K of a two-tower model under leave-one-out.
 
     Each row of `data.frames[split]` is a user's held-out item. It is
@@ -208,9 +213,6 @@ def evaluate_retrieval(model, data, split="test", k=10, num_negatives=100,
 
 def _tower_outputs(tower, frame, spec):
     """Runs a tower on the columns of `frame` that it takes as inputs."""
-    features = features_from_frame(
-        frame, spec, model_utils.input_names(tower)
-    )
+    features = features_from_frame(frame, spec, model_utils.input_names(tower))
     inputs = model_utils.select_inputs(tower, features, "tower")
     return np.asarray(tower.predict(inputs, verbose=0))
-

@@ -17,7 +17,7 @@ from tfkd.export.sidecar import sidecar_path
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 MODEL_SUFFIX = ".tflite"
 LOCK_SUFFIX = ".lock"

@@ -34,8 +34,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.lite.tools import flatbuffer_utils
 
-from tfkd import _compat
-from tfkd import temp_files
+from tfkd import _compat, temp_files
 from tfkd.export.sidecar import SIGNATURE_KEY
 
 # The SavedModel step's folder in the temp dir; see `temp_files`.

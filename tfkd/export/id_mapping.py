@@ -37,11 +37,12 @@ exactly how id 0 scores.
 import keras
 from keras import ops
 
-from tfkd import _compat
-from tfkd import model_utils
-from tfkd.models.feature_embedding import FeatureEmbedding
-from tfkd.models.feature_embedding import gather_rows
-from tfkd.models.feature_embedding import safe_ids
+from tfkd import _compat, model_utils
+from tfkd.models.feature_embedding import (
+    FeatureEmbedding,
+    gather_rows,
+    safe_ids,
+)
 
 # Layers that look ids up in a table (an app's unknown ids reach them).
 _LOOKUP_LAYERS = (keras.layers.Embedding, FeatureEmbedding)
@@ -226,7 +227,7 @@ def _collect_lookup_sizes(model, origin_of, sizes):
             if len(inputs) == len(nested_inputs):
                 inner = {
                     id(t): origin_of.get(_pass_through_source(outer))
-                    for t, outer in zip(nested_inputs, inputs)
+                    for t, outer in zip(nested_inputs, inputs, strict=True)
                 }
                 _collect_lookup_sizes(nested, inner, sizes)
         elif isinstance(operation, keras.layers.Embedding):
@@ -249,7 +250,7 @@ def _clone(model, origins, at_input, cache):
     inputs = keras.tree.map_structure(_new_input, model.input)
     origin_of = {
         id(t): origin for t, origin in zip(keras.tree.flatten(inputs),
-                                           origins)
+                                           origins, strict=True)
     }
 
     def call(layer, *args, **kwargs):
@@ -332,7 +333,7 @@ def _lookup_tensor_ids(model):
             feeding = inputs
             if len(inputs) == len(nested_inputs):
                 feeding = [
-                    t for t, inner in zip(inputs, nested_inputs)
+                    t for t, inner in zip(inputs, nested_inputs, strict=True)
                     if id(inner) in reached
                 ]
         elif _looks_up_ids(operation):

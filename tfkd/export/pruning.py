@@ -6,14 +6,17 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfkd.export import atomic_write
-from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
+from tfkd.export.compression_finetune import (
+    DEFAULT_CALIBRATION_BATCHES,
+    export_finetuned,
+    export_settings,
+    fit_distilled,
+    soft_target_dataset,
+    validate_alpha_temperature,
+)
 from tfkd.export.tf_keras_bridge import to_tf_keras
-from tfkd.export.compression_finetune import DEFAULT_CALIBRATION_BATCHES
-from tfkd.export.compression_finetune import export_finetuned
-from tfkd.export.compression_finetune import export_settings
-from tfkd.export.compression_finetune import fit_distilled
-from tfkd.export.compression_finetune import soft_target_dataset
-from tfkd.export.compression_finetune import validate_alpha_temperature
+from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
+
 
 def prune_finetune(
     student,

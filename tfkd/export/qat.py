@@ -33,18 +33,19 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfkd import _compat
-
 from tfkd.export import atomic_write
-from tfkd.export.tf_keras_layers import CUSTOM_OBJECTS
-from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
+from tfkd.export.compression_finetune import (
+    DEFAULT_CALIBRATION_BATCHES,
+    batch_size_of,
+    export_finetuned,
+    export_settings,
+    fit_distilled,
+    soft_target_dataset,
+    validate_alpha_temperature,
+)
 from tfkd.export.tf_keras_bridge import to_tf_keras
-from tfkd.export.compression_finetune import DEFAULT_CALIBRATION_BATCHES
-from tfkd.export.compression_finetune import batch_size_of
-from tfkd.export.compression_finetune import export_finetuned
-from tfkd.export.compression_finetune import export_settings
-from tfkd.export.compression_finetune import fit_distilled
-from tfkd.export.compression_finetune import soft_target_dataset
-from tfkd.export.compression_finetune import validate_alpha_temperature
+from tfkd.export.tf_keras_layers import CUSTOM_OBJECTS, TfKerasFeatureEmbedding
+
 
 def quantization_aware_finetune(
     student,
@@ -207,7 +208,8 @@ def calibrate_activation_ranges(qat_model, float_model, features,
             lows[i] = min(lows[i], float(values.min()))
             highs[i] = max(highs[i], float(values.max()))
     ranges = {}
-    for (wrapper, _, range_vars), low, high in zip(targets, lows, highs):
+    rows = zip(targets, lows, highs, strict=True)
+    for (wrapper, _, range_vars), low, high in rows:
         low, high = min(low, 0.0), max(high, 0.0)
         for variables in range_vars:
             variables["min_var"].assign(low)
@@ -216,9 +218,7 @@ def calibrate_activation_ranges(qat_model, float_model, features,
     return ranges
 
 
-class EmbeddingOutputQuantizeConfig(
-    tfmot.quantization.keras.QuantizeConfig
-):
+class EmbeddingOutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     """QAT of `TfKerasFeatureEmbedding`: fake-quantize its output only.
 
     The output is the concatenation of all feature embeddings, quantized as
@@ -249,7 +249,9 @@ class EmbeddingOutputQuantizeConfig(
     def get_output_quantizers(self, layer):
         return [
             tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
-                num_bits=8, per_axis=False, symmetric=False,
+                num_bits=8,
+                per_axis=False,
+                symmetric=False,
                 narrow_range=False,
             )
         ]
@@ -271,9 +273,7 @@ class _EmbeddingAwareRegistry(
     # a Concatenate of embeddings gets one. Annotating the embedding layer
     # instead would make TFMOT fake-quantize the int32 id inputs it reads.
     def supports(self, layer):
-        return type(layer) is TfKerasFeatureEmbedding or super().supports(
-            layer
-        )
+        return type(layer) is TfKerasFeatureEmbedding or super().supports(layer)
 
     def get_quantize_config(self, layer):
         if type(layer) is TfKerasFeatureEmbedding:

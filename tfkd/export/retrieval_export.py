@@ -16,26 +16,33 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd import model_utils
+from tfkd import model_utils, temp_files
 from tfkd.arguments import validate_positive_int
-from tfkd.export import atomic_write
-from tfkd.export import sidecar
-from tfkd.export import id_mapping
-from tfkd.export import litert_checks
-from tfkd.export import retrieval_inputs
-from tfkd import temp_files
-from tfkd.export.converter_utils import SIGNATURE_KEY
-from tfkd.export.converter_utils import float32_compute
-from tfkd.export.converter_utils import strip_tensor_names
+from tfkd.export import (
+    atomic_write,
+    id_mapping,
+    litert_checks,
+    retrieval_inputs,
+    sidecar,
+)
+from tfkd.export.converter_utils import (
+    SIGNATURE_KEY,
+    float32_compute,
+    strip_tensor_names,
+)
 from tfkd.export.litert_runner import LiteRTRunner
-from tfkd.export.retrieval_report import RetrievalExportReport
-from tfkd.export.retrieval_report import RetrievalMismatchError
-from tfkd.export.retrieval_report import recall_at_k
-from tfkd.export.sidecar import RETRIEVAL_OUTPUT_KINDS
-from tfkd.export.sidecar import build_sidecar
-from tfkd.export.sidecar import retrieval_outputs
-from tfkd.export.sidecar import sha256_of_file
-from tfkd.export.sidecar import unknown_ids_entry
+from tfkd.export.retrieval_report import (
+    RetrievalExportReport,
+    RetrievalMismatchError,
+    recall_at_k,
+)
+from tfkd.export.sidecar import (
+    RETRIEVAL_OUTPUT_KINDS,
+    build_sidecar,
+    retrieval_outputs,
+    sha256_of_file,
+    unknown_ids_entry,
+)
 
 __all__ = [
     "RetrievalExportReport",
@@ -269,8 +276,11 @@ def _convert(user_model, item_embeddings, item_ids, k, quantization):
     ids = tf.constant(item_ids)
     specs = {
         name: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=name)
-        for name, t in zip(model_utils.input_names(user_model),
-                           retrieval_inputs.declared_tensors(user_model))
+        for name, t in zip(
+            model_utils.input_names(user_model),
+            retrieval_inputs.declared_tensors(user_model),
+            strict=True,
+        )
     }
 
     def serve(features):
@@ -292,16 +302,12 @@ def _convert(user_model, item_embeddings, item_ids, k, quantization):
         # The endpoint is traced when written out, so both run with the
         # mixed-precision layers computing in float32.
         with float32_compute(user_model):
-            archive.add_endpoint(
-                SIGNATURE_KEY, serve, input_signature=[specs]
-            )
+            archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=[specs])
             archive.write_out(saved_dir, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             saved_dir, signature_keys=[SIGNATURE_KEY]
         )
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS
-        ]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantization is not None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
@@ -322,7 +328,8 @@ def _verify(runner, user_model, checks):
     keras_scores = user_embeddings @ item_embeddings.T
     lite = runner({name: users[name] for name in runner.input_names})
     repeated = [
-        row for row, ids in enumerate(lite[IDS_OUTPUT])
+        row
+        for row, ids in enumerate(lite[IDS_OUTPUT])
         if len(set(ids.tolist())) != len(ids)
     ]
     if repeated:
@@ -342,9 +349,7 @@ def _verify(runner, user_model, checks):
         "max_score_abs_diff": float(
             np.max(np.abs(keras_top - lite[SCORES_OUTPUT]))
         ),
-        "latency_us_p50": runner.latency_us_p50(
-            first, checks["latency_runs"]
-        ),
+        "latency_us_p50": runner.latency_us_p50(first, checks["latency_runs"]),
     }
 
 
@@ -359,5 +364,3 @@ def _spec_dict(feature_spec):
         "Expected `feature_spec` to be a dict, an object with `to_dict()`, "
         f"or None. Received: {type(feature_spec).__name__}"
     )
-
-

@@ -44,7 +44,7 @@ def tower_features(table, tower, argument, extra=()):
         )
     dtypes = {
         name: tensor.dtype
-        for name, tensor in zip(names, declared_tensors(tower))
+        for name, tensor in zip(names, declared_tensors(tower), strict=True)
     }
     features = {}
     for name in dict.fromkeys([*names, *extra]):
@@ -152,7 +152,7 @@ def random_users(user_model, count, vocabulary_sizes=None):
     vocabularies.update(embedding_utils.vocabulary_sizes(user_model))
     users = {}
     for name, tensor in zip(model_utils.input_names(user_model),
-                            declared_tensors(user_model)):
+                            declared_tensors(user_model), strict=True):
         shape = (count,) + tuple(tensor.shape[1:])
         if "int" not in str(tensor.dtype):
             users[name] = rng.standard_normal(shape).astype(tensor.dtype)

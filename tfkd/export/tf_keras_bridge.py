@@ -17,9 +17,11 @@ import keras_rs
 import tf_keras
 
 from tfkd import _compat
+from tfkd.export.tf_keras_layers import (
+    TfKerasFeatureCross,
+    TfKerasFeatureEmbedding,
+)
 from tfkd.models.feature_embedding import FeatureEmbedding
-from tfkd.export.tf_keras_layers import TfKerasFeatureCross
-from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
 
 
 def _activation_name(activation):

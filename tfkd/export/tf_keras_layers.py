@@ -14,6 +14,7 @@ import tf_keras
 
 from tfkd.models import feature_embedding
 
+
 class TfKerasFeatureEmbedding(
     tf_keras.layers.Layer, tfmot.sparsity.keras.PrunableLayer
 ):

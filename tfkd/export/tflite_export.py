@@ -9,17 +9,16 @@ import gzip
 import numpy as np
 
 from tfkd import evaluation
-from tfkd.export import atomic_write
-from tfkd.export import export_options
-from tfkd.export import id_mapping
-from tfkd.export import litert_checks
+from tfkd.export import atomic_write, export_options, id_mapping, litert_checks
 from tfkd.export.converter_utils import convert_keras_model
 from tfkd.export.export_report import ExportReport
 from tfkd.export.litert_runner import LiteRTRunner
-from tfkd.export.sidecar import build_sidecar
-from tfkd.export.sidecar import ranking_outputs
-from tfkd.export.sidecar import sha256_of_file
-from tfkd.export.sidecar import unknown_ids_entry
+from tfkd.export.sidecar import (
+    build_sidecar,
+    ranking_outputs,
+    sha256_of_file,
+    unknown_ids_entry,
+)
 
 # Timed batch-1 invokes behind `latency_us_p50`.
 DEFAULT_LATENCY_RUNS = 200

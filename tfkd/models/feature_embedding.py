@@ -5,8 +5,8 @@ import numpy as np
 from keras import ops
 
 from tfkd.api_export import tfkd_export
-from tfkd.datasets.feature_spec import Feature
 from tfkd.arguments import validate_positive_int
+from tfkd.datasets.feature_spec import Feature
 
 
 @tfkd_export("tfkd.models.FeatureEmbedding")
@@ -101,7 +101,7 @@ class FeatureEmbedding(keras.layers.Layer):
         Raises:
             KeyError: If no feature has that name.
         """
-        for feature, table in zip(self.features, self._tables):
+        for feature, table in zip(self.features, self._tables, strict=True):
             if feature.name == name:
                 return table
         raise KeyError(
@@ -149,7 +149,7 @@ def embed(inputs, features, tables):
     """
     columns = _safe_id_columns(inputs, features)
     vectors = []
-    for feature, table in zip(features, tables):
+    for feature, table in zip(features, tables, strict=True):
         ids = columns[feature.name]
         rows = gather_rows(table, ids)
         vectors.append(masked_mean(rows, ids) if feature.is_list else rows)
@@ -184,11 +184,12 @@ def _safe_id_columns(inputs, features):
     columns = {}
     if scalars:
         scalar_ids = ids if not lists else ids[:, : len(scalars)]
-        for f, column in zip(scalars, ops.unstack(scalar_ids, axis=1)):
+        columns = ops.unstack(scalar_ids, axis=1)
+        for f, column in zip(scalars, columns, strict=True):
             columns[f.name] = column
     start = len(scalars)
     for f in lists:
-        columns[f.name] = ids[:, start:start + f.length]
+        columns[f.name] = ids[:, start : start + f.length]
         start += f.length
     return columns
 

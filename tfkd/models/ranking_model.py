@@ -4,8 +4,7 @@ import keras
 import keras_rs
 
 from tfkd.datasets.feature_spec import FeatureSpec
-from tfkd.models import embedding_utils
-from tfkd.models import validation_utils
+from tfkd.models import embedding_utils, validation_utils
 
 OUTPUTS = ("logit", "rating")
 # Start a rating head near the MovieLens mean rating (about 3.5) so early
