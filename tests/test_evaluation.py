@@ -336,3 +336,43 @@ class TestPlotQualityVsSize:
             evaluation.plot_quality_vs_size(
                 {"m": {"auc": 0.5}}, tmp_path / "s.png"
             )
+
+
+class TestAgainstMaintainedLibraries:
+    """tfkd's metrics agree with Keras' and keras-rs' on the same scores.
+
+    tfkd keeps its own: an exact AUC (Keras' is a threshold approximation
+    that needs `num_thresholds` set high to agree), and HR/NDCG on numpy
+    arrays of any size without building a (rows, 1 + negatives) tensor.
+    """
+
+    def test_auc_matches_keras(self):
+        rng = np.random.default_rng(0)
+        labels = rng.integers(0, 2, 2000)
+        scores = rng.normal(size=2000) + labels
+        metric = keras.metrics.AUC(num_thresholds=20_000, from_logits=True)
+        metric.update_state(labels, scores)
+        assert evaluation.auc(labels, scores) == pytest.approx(
+            float(metric.result()), abs=1e-3
+        )
+
+    @pytest.mark.parametrize("k", [1, 5, 10])
+    def test_hit_rate_and_ndcg_match_keras_rs(self, k):
+        import keras_rs
+
+        rng = np.random.default_rng(k)
+        positives = rng.normal(size=300) + 1.0
+        negatives = rng.normal(size=(300, 20))
+        scores = np.concatenate([positives[:, None], negatives], axis=1)
+        relevance = np.zeros_like(scores)
+        relevance[:, 0] = 1.0
+        ndcg = keras_rs.metrics.NDCG(k=k)
+        ndcg.update_state(relevance, scores)
+        recall = keras_rs.metrics.RecallAtK(k=k)
+        recall.update_state(relevance, scores)
+        assert evaluation.ndcg_at_k(positives, negatives, k=k) == (
+            pytest.approx(float(ndcg.result()), abs=1e-5)
+        )
+        assert evaluation.hit_rate_at_k(positives, negatives, k=k) == (
+            pytest.approx(float(recall.result()), abs=1e-5)
+        )
