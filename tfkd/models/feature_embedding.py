@@ -184,8 +184,8 @@ def _safe_id_columns(inputs, features):
     columns = {}
     if scalars:
         scalar_ids = ids if not lists else ids[:, : len(scalars)]
-        columns = ops.unstack(scalar_ids, axis=1)
-        for f, column in zip(scalars, columns, strict=True):
+        unstacked = ops.unstack(scalar_ids, axis=1)
+        for f, column in zip(scalars, unstacked, strict=True):
             columns[f.name] = column
     start = len(scalars)
     for f in lists:
