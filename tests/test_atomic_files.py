@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfkd import atomic_files, temp_files
+from tfkd import atomic_files
+from tfkd import temp_files
 
 
 def test_write_json_replaces_and_leaves_no_temporary(tmp_path):

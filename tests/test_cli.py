@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 from test_tabular import clicks_frame
 
-from tfkd import Distiller, cli, cli_data, datasets, export, models
+from tfkd import Distiller
+from tfkd import cli
+from tfkd import cli_data
+from tfkd import datasets
+from tfkd import export
+from tfkd import models
 
 RUN_TFLITE = pathlib.Path(__file__).parents[1] / "export" / "run_tflite.py"
 # The columns the hand-built teacher reads (not `hour`).

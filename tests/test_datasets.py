@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from tfkd import datasets
-from tfkd.datasets import Feature, FeatureSpec, movielens_files
+from tfkd.datasets import Feature
+from tfkd.datasets import FeatureSpec
+from tfkd.datasets import movielens_files
 
 TASKS = ("ctr", "rating", "retrieval")
 NAMES = (

@@ -10,7 +10,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tfkd import bench, datasets, demo, evaluation, models, recipes
+from tfkd import bench
+from tfkd import datasets
+from tfkd import demo
+from tfkd import evaluation
+from tfkd import models
+from tfkd import recipes
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_KEYS = ("auc", "logloss", "params", "bytes")

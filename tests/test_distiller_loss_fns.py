@@ -8,7 +8,9 @@ object failed in `compile` (serialization).
 import keras
 import numpy as np
 import pytest
-from dense_models import FEATURES, dense_model, sigmoid
+from dense_models import FEATURES
+from dense_models import dense_model
+from dense_models import sigmoid
 from keras import ops
 
 import tfkd

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfkd import datasets, evaluation, models
+from tfkd import datasets
+from tfkd import evaluation
+from tfkd import models
 
 PNG_MAGIC = b"\x89PNG"
 

@@ -666,7 +666,8 @@ class TestStudentGraph:
         # TF backend) before each of the 7 GATHERs: 68 operators and 12 KB
         # of graph in a 23.7 KB int8 file. FeatureEmbedding maps all ids
         # in one pass and gathers without the fix.
-        from tfkd import datasets, models
+        from tfkd import datasets
+        from tfkd import models
         from tfkd.export.converter_utils import convert_keras_model
 
         spec = datasets.synthetic_movielens(task="ctr").spec
@@ -688,7 +689,8 @@ class TestInt8StudentPreset:
         # the Concatenate's scale; LiteRT's int8 DIV saturates to +-127
         # when a small numerator meets a coarse output scale, which a wide
         # user table brings (max |logit error| 0.31 with the table x8).
-        from tfkd import datasets, models
+        from tfkd import datasets
+        from tfkd import models
 
         data = datasets.synthetic_movielens(task="ctr", seed=5)
         keras.utils.set_random_seed(7)

@@ -7,8 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from tfkd import datasets, evaluation, models
-from tfkd.models import embedding_utils, feature_embedding
+from tfkd import datasets
+from tfkd import evaluation
+from tfkd import models
+from tfkd.models import embedding_utils
+from tfkd.models import feature_embedding
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,10 @@ PUBLIC = {
     ],
     "tfkd.datasets": [
         "Feature", "FeatureSpec", "ITEM_FEATURES", "MovieLensData",
-        "USER_FEATURES", "features_from_frame", "from_files",
+        "StreamedData", "USER_FEATURES", "features_from_frame", "from_files",
         "frame_to_dataset", "load_movielens_100k_frames", "movielens_100k",
-        "synthetic_movielens", "transfer_set", "with_transfer_set",
+        "stream_files", "synthetic_movielens", "transfer_set",
+        "with_transfer_set",
     ],
     "tfkd.evaluation": [
         "BYTES_PER_FLOAT32", "LOGLOSS_EPSILON", "auc", "comparison_table",

@@ -12,8 +12,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tfkd import datasets, losses, models
-from tfkd.export import compression_finetune, pruning, qat
+from tfkd import datasets
+from tfkd import losses
+from tfkd import models
+from tfkd.export import compression_finetune
+from tfkd.export import pruning
+from tfkd.export import qat
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.tf_keras_bridge import to_tf_keras
 

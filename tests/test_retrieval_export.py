@@ -9,14 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfkd import datasets, models
+from tfkd import datasets
+from tfkd import models
 from tfkd.export import retrieval_export
 from tfkd.export.litert_runner import LiteRTRunner
-from tfkd.export.retrieval_export import (
-    RetrievalMismatchError,
-    recall_at_k,
-    to_tflite_retrieval,
-)
+from tfkd.export.retrieval_export import RetrievalMismatchError
+from tfkd.export.retrieval_export import recall_at_k
+from tfkd.export.retrieval_export import to_tflite_retrieval
 
 K = 10
 

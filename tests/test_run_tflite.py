@@ -12,11 +12,9 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from test_export import (
-    GENRES_LENGTH,  # noqa: E402
-    build_tiny_recommender,  # noqa: E402
-    make_features,  # noqa: E402
-)
+from test_export import GENRES_LENGTH  # noqa: E402
+from test_export import build_tiny_recommender  # noqa: E402
+from test_export import make_features  # noqa: E402
 
 from tfkd import export  # noqa: E402
 
@@ -221,7 +219,8 @@ class TestScore:
 
 @pytest.fixture(scope="module")
 def retrieval_artifact(tmp_path_factory):
-    from tfkd import datasets, models
+    from tfkd import datasets
+    from tfkd import models
 
     data = datasets.synthetic_movielens(task="retrieval", seed=0)
     model = models.two_tower(data.spec, embedding_dim=8, hidden=(16,))

@@ -16,13 +16,13 @@ import keras
 import numpy as np
 import pytest
 
-from tfkd import cli, speed_bench, speed_bench_paths
-from tfkd.speed_bench_report import (
-    goal_report,
-    paired_ratios,
-    summarize,
-    throughput_ratios,
-)
+from tfkd import cli
+from tfkd import speed_bench
+from tfkd import speed_bench_paths
+from tfkd.speed_bench_report import goal_report
+from tfkd.speed_bench_report import paired_ratios
+from tfkd.speed_bench_report import summarize
+from tfkd.speed_bench_report import throughput_ratios
 
 ROOT = pathlib.Path(__file__).parents[1]
 STANDARD_PATHS = (

@@ -14,7 +14,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd import datasets, evaluation, export, models, recipes
+from tfkd import datasets
+from tfkd import evaluation
+from tfkd import export
+from tfkd import models
+from tfkd import recipes
 from tfkd.bench_utils import write_json  # noqa: F401 (tfkd.bench API)
 from tfkd.datasets.pipelines import features_from_frame
 from tfkd.export.sidecar import QUANTIZATION_MODES
@@ -144,7 +148,8 @@ def _add_ratios(results):
 
 def _compressed(student, teacher, data, workdir):
     """QAT and pruned int8 files, in the same units as the PTQ entries."""
-    from tfkd.export import pruning, qat
+    from tfkd.export import pruning
+    from tfkd.export import qat
 
     results = {}
     for name, finetune in (

@@ -8,7 +8,8 @@ import shutil
 
 import keras
 
-from tfkd import _compat, atomic_files
+from tfkd import _compat
+from tfkd import atomic_files
 from tfkd.api_export import tfkd_export
 
 STATE_FILE = "backup_state.json"

@@ -6,7 +6,8 @@ import math
 import os
 import sys
 
-from tfkd import _native_logs, cli_data
+from tfkd import _native_logs
+from tfkd import cli_data
 from tfkd.cli_data import CommandError
 from tfkd.distiller_validation import MIN_TEMPERATURE
 from tfkd.export.sidecar import QUANTIZATION_MODES
@@ -20,7 +21,8 @@ DEBUG_VARIABLE = "TFKD_DEBUG"
 
 
 def _demo(args):
-    from tfkd import demo, recipes
+    from tfkd import demo
+    from tfkd import recipes
 
     base = recipes.Recipe.quick() if args.quick else recipes.Recipe()
     config = _recipe(args, base)
@@ -47,7 +49,8 @@ def _demo(args):
 def _distill(args):
     import keras
 
-    from tfkd import models, recipes
+    from tfkd import models
+    from tfkd import recipes
 
     config = _recipe(args, recipes.Recipe())
     keras.utils.set_random_seed(config.seed)
@@ -133,6 +136,11 @@ def _to_tflite(export, model, data, spec, quantization, args):
 
 
 def _bench(args):
+    if args.scale:
+        raise CommandError(
+            "--scale takes its own flags: put it first, "
+            "`tfkd bench --scale [--rows N ...]`."
+        )
     if args.speed:
         return _bench_speed(args)
     from tfkd import bench
@@ -172,14 +180,17 @@ def build_parser():
     Returns:
         `argparse.ArgumentParser`.
     """
-    from tfkd import speed_bench
-
     parser = argparse.ArgumentParser(
         prog="tfkd",
         description="Knowledge distillation for Keras recommenders.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_demo, _add_distill, _add_export, _add_bench):
+        add(sub)
+    return parser
 
+
+def _add_demo(sub):
     demo = sub.add_parser(
         "demo",
         help="teacher vs scratch vs distilled student on MovieLens-100K",
@@ -195,6 +206,8 @@ def build_parser():
     _training_arguments(demo)
     demo.set_defaults(run=_demo)
 
+
+def _add_distill(sub):
     distill = sub.add_parser(
         "distill", help="distil a student on MovieLens-100K or your own "
         "files (--data) and save it"
@@ -208,6 +221,8 @@ def build_parser():
     _training_arguments(distill)
     distill.set_defaults(run=_distill)
 
+
+def _add_export(sub):
     exp = sub.add_parser("export", help="convert a .keras student to LiteRT")
     exp.add_argument("model", help="a .keras student (or Distiller)")
     exp.add_argument("output", help="destination .tflite")
@@ -227,6 +242,10 @@ def build_parser():
     _data_arguments(exp)
     exp.set_defaults(run=_export)
 
+
+def _add_bench(sub):
+    from tfkd import speed_bench
+
     bench = sub.add_parser("bench", help="sizes, AUC and latency as JSON")
     bench.add_argument("--model", help="a .keras Distiller (or bare "
                        "student); a pair is trained quickly when omitted")
@@ -238,13 +257,16 @@ def build_parser():
     bench.add_argument("--qat", action="store_true",
                        help="also quantization-aware training and 50%% "
                        "pruning (needs the teacher: no bare --model)")
+    bench.add_argument("--scale", action="store_true",
+                       help="training from sharded files as rows grow: "
+                       "seconds, examples/s, peak RSS; first flag, with "
+                       "its own (tfkd bench --scale --help)")
     bench.add_argument("--speed", action="store_true",
                        help="training throughput instead: student alone, "
                        "tfkd and Keras distillers, teacher forward "
                        "(docs/BENCHMARKS.md)")
     speed_bench.add_arguments(bench)
     bench.set_defaults(run=_bench)
-    return parser
 
 
 def _names(text):
@@ -320,13 +342,24 @@ def main(argv=None):
         int exit status: 0, or 1 after a one-line error on stderr (set
         `TFKD_DEBUG=1` to raise with the traceback instead).
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["bench", "--scale"]:
+        # Its own flags (--rows 1000000 10000000, --format, ...), which
+        # would clash with --speed's.
+        from tfkd import scale_bench
+
+        return _run("bench", lambda: scale_bench.main(argv[2:]))
     args = build_parser().parse_args(argv)
+    return _run(args.command, lambda: args.run(args))
+
+
+def _run(command, run):
     try:
-        return args.run(args)
+        return run()
     except Exception as e:
         if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
-        return _fail(args.command, _one_line(e))
+        return _fail(command, _one_line(e))
 
 
 def _one_line(error):

@@ -150,7 +150,8 @@ def spec_for_model(spec, model, path):
     """
     import dataclasses
 
-    from tfkd import datasets, model_utils
+    from tfkd import datasets
+    from tfkd import model_utils
     from tfkd.models import embedding_utils
 
     check_inputs(model, spec, f"model {path}")

@@ -7,15 +7,15 @@ import time
 
 import keras
 
-from tfkd import (
-    _native_logs,
-    atomic_files,
-    datasets,
-    evaluation,
-    export,
-    models,
-)
-from tfkd.recipes import Recipe, train_distilled, train_supervised
+from tfkd import _native_logs
+from tfkd import atomic_files
+from tfkd import datasets
+from tfkd import evaluation
+from tfkd import export
+from tfkd import models
+from tfkd.recipes import Recipe
+from tfkd.recipes import train_distilled
+from tfkd.recipes import train_supervised
 
 
 def run_demo(

@@ -2,20 +2,20 @@
 soft targets."""
 
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import keras
 from keras import ops
 
-from tfkd import (
-    _compat,
-    distiller_config,
-    distiller_losses,
-    distiller_weights,
-    model_utils,
-)
+from tfkd import _compat
 from tfkd import callbacks as callbacks_module
+from tfkd import distiller_config
+from tfkd import distiller_losses
 from tfkd import distiller_validation as validation
+from tfkd import distiller_weights
 from tfkd import labels as labels_module
+from tfkd import model_utils
 from tfkd.api_export import tfkd_export
 
 KINDS = validation.KINDS
@@ -118,7 +118,9 @@ class Distiller(
         - [Hinton et al., 2015](https://arxiv.org/abs/1503.02531)
     """
 
-    def __init__(self, teacher, student, kind="auto", name="distiller", **kw):
+    def __init__(self, teacher: keras.Model, student: keras.Model,
+                 kind: str = "auto", name: str = "distiller",
+                 **kw: Any) -> None:
         super().__init__(name=name, **kw)
         validation.check_models(teacher, student)
         self.kind = validation.validate_kind(kind)
@@ -137,18 +139,16 @@ class Distiller(
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
         )
-        self._compile_args = None
+        self._compile_args: distiller_losses.CompileArgs | None = None
 
     def compile(
-        self,
-        optimizer="adam",
-        metrics=None,
-        student_loss_fn=None,
-        distillation_loss_fn=None,
-        alpha=0.1,
-        temperature=3.0,
-        **kwargs,
-    ):
+        self, optimizer: str | keras.optimizers.Optimizer = "adam",
+        metrics: list[Any] | None = None,
+        student_loss_fn: str | keras.losses.Loss | Callable | None = None,
+        distillation_loss_fn: str | keras.losses.Loss | Callable | None = None,
+        alpha: float = 0.1, temperature: float = 3.0,
+        **kwargs: Any,
+    ) -> None:
         """Configures the Distiller for training.
 
         Args:

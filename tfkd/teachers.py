@@ -4,6 +4,8 @@ Each is a `keras.Model` that returns logits, so it goes wherever a teacher
 goes (`tfkd.Distiller(teacher=...)`) and saves with the Distiller.
 """
 
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -50,7 +52,13 @@ class Ensemble(keras.Model):
     ```
     """
 
-    def __init__(self, members, weights=None, name="ensemble", **kwargs):
+    def __init__(
+        self,
+        members: list[keras.Model],
+        weights: list[float] | None = None,
+        name: str = "ensemble",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         members = _validate_members(members)
         self.members = members
@@ -127,7 +135,12 @@ class CachedLogits(keras.Model):
     ```
     """
 
-    def __init__(self, key=DEFAULT_LOGITS_KEY, name="cached_logits", **kw):
+    def __init__(
+        self,
+        key: str = DEFAULT_LOGITS_KEY,
+        name: str = "cached_logits",
+        **kw: Any,
+    ) -> None:
         super().__init__(name=name, **kw)
         if not isinstance(key, str) or not key:
             raise TypeError(
@@ -159,7 +172,12 @@ class CachedLogits(keras.Model):
         return config
 
 
-def cache_logits(teacher, features, key=DEFAULT_LOGITS_KEY, batch_size=4096):
+def cache_logits(
+    teacher: keras.Model,
+    features: dict[str, np.ndarray],
+    key: str = DEFAULT_LOGITS_KEY,
+    batch_size: int = 4096,
+) -> dict[str, np.ndarray]:
     """Scores features with a teacher once and adds the logits to them.
 
     Args:

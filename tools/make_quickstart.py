@@ -1,7 +1,9 @@
 """Writes notebooks/quickstart.ipynb (run after editing the cells here)."""
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_markdown_cell
+from nbformat.v4 import new_notebook
 
 cells = [
     new_markdown_cell(

@@ -15,9 +15,11 @@ import keras
 import numpy as np
 
 from tfkd import evaluation
-from tfkd.datasets import features_from_frame, movielens_100k
+from tfkd.datasets import features_from_frame
+from tfkd.datasets import movielens_100k
 from tfkd.distiller import Distiller
-from tfkd.export import pruning, qat
+from tfkd.export import pruning
+from tfkd.export import qat
 from tfkd.export.tflite_export import to_tflite
 from tfkd.models import presets
 

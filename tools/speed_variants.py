@@ -17,7 +17,8 @@ import sys
 
 import keras
 
-from tfkd import bench_utils, speed_bench
+from tfkd import bench_utils
+from tfkd import speed_bench
 from tfkd import speed_bench_paths as paths
 
 

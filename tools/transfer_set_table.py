@@ -29,7 +29,10 @@ import time
 import keras
 import numpy as np
 
-from tfkd import datasets, evaluation, models, recipes
+from tfkd import datasets
+from tfkd import evaluation
+from tfkd import models
+from tfkd import recipes
 
 SPLIT_SEED = 42
 ROWS = (

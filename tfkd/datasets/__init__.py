@@ -1,8 +1,10 @@
 """Data for tfkd: MovieLens-100K, your own files, a synthetic twin, tf.data."""
 
 from tfkd import tensorflow_optional
-from tfkd.datasets.feature_spec import Feature, FeatureSpec
-from tfkd.datasets.schema import ITEM_FEATURES, USER_FEATURES
+from tfkd.datasets.feature_spec import Feature
+from tfkd.datasets.feature_spec import FeatureSpec
+from tfkd.datasets.schema import ITEM_FEATURES
+from tfkd.datasets.schema import USER_FEATURES
 
 # The loaders return tf.data pipelines. Without TensorFlow (Keras on JAX)
 # they stay unloaded and the schema above still works; using one then
@@ -14,6 +16,8 @@ _NEED_TENSORFLOW = {
     "from_files": "tfkd.datasets.tabular",
     "load_movielens_100k_frames": "tfkd.datasets.movielens_files",
     "movielens_100k": "tfkd.datasets.movielens",
+    "StreamedData": "tfkd.datasets.streaming",
+    "stream_files": "tfkd.datasets.streaming",
     "synthetic_movielens": "tfkd.datasets.synthetic",
     "transfer_set": "tfkd.datasets.transfer",
     "with_transfer_set": "tfkd.datasets.transfer",
@@ -32,8 +36,10 @@ __all__ = [
     "features_from_frame",
     "from_files",
     "frame_to_dataset",
+    "StreamedData",
     "load_movielens_100k_frames",
     "movielens_100k",
+    "stream_files",
     "synthetic_movielens",
     "transfer_set",
     "with_transfer_set",

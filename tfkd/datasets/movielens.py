@@ -1,9 +1,12 @@
 """MovieLens-100K: encode the features, split, batch."""
 
+import os
+
 import numpy as np
 import pandas as pd
 
-from tfkd.datasets import schema, splits
+from tfkd.datasets import schema
+from tfkd.datasets import splits
 from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.movielens_files import load_movielens_100k_frames
 
@@ -118,14 +121,14 @@ def encode_movielens(raw):
 
 
 def movielens_100k(
-    task="ctr",
-    split=None,
-    seed=42,
-    batch_size=256,
-    data_dir=None,
-    val_fraction=0.1,
-    test_fraction=0.1,
-):
+    task: str = "ctr",
+    split: str | None = None,
+    seed: int = 42,
+    batch_size: int = 256,
+    data_dir: str | os.PathLike | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> MovieLensData:
     """Loads MovieLens-100K as batched `(features, label)` datasets.
 
     Tasks: `"ctr"` labels ratings 4-5 as 1 and 1-2 as 0 and drops 3;
@@ -146,7 +149,7 @@ def movielens_100k(
         seed: int. Seed of the random split and of the train shuffle.
             Defaults to `42`.
         batch_size: int. Defaults to `256`.
-        data_dir: str or None. Folder with the files; see
+        data_dir: str, path-like or None. Folder with the files; see
             `load_movielens_100k_frames` for the lookup order.
             Defaults to `None`.
         val_fraction: float. Val share for random/temporal splits.

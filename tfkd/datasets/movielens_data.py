@@ -1,6 +1,7 @@
 """The value every loader returns: MovieLens, synthetic, your own files."""
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -42,7 +43,7 @@ class MovieLensData:
     train: tf.data.Dataset
     val: tf.data.Dataset
     test: tf.data.Dataset
-    frames: dict[str, pd.DataFrame]
+    frames: Mapping[str, pd.DataFrame]
     spec: FeatureSpec
     users: pd.DataFrame
     items: pd.DataFrame

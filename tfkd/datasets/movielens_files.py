@@ -194,7 +194,9 @@ def _check_counts(frames, folder):
         )
 
 
-def load_movielens_100k_frames(data_dir=None):
+def load_movielens_100k_frames(
+    data_dir: str | os.PathLike | None = None,
+) -> dict[str, pd.DataFrame]:
     """Finds and reads the raw MovieLens-100K files.
 
     A folder the caller names (`data_dir`, else `$TFKD_DATA_DIR`) is the

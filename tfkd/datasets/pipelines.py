@@ -1,10 +1,19 @@
 """tf.data pipelines from encoded frames, shared by every loader."""
 
+from collections.abc import Iterable
+
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
+from tfkd.datasets.feature_spec import FeatureSpec
 
-def features_from_frame(frame, spec, names=None):
+
+def features_from_frame(
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    names: Iterable[str] | None = None,
+) -> dict[str, np.ndarray]:
     """Returns the model inputs of `frame` as numpy arrays.
 
     Args:
@@ -43,7 +52,13 @@ def features_from_frame(frame, spec, names=None):
     return features
 
 
-def frame_to_dataset(frame, spec, batch_size=256, shuffle=False, seed=None):
+def frame_to_dataset(
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    batch_size: int = 256,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
     """Builds a batched, prefetched `(features, label)` dataset.
 
     Args:

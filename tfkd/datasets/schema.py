@@ -1,6 +1,7 @@
 """The MovieLens feature schema shared by the real and synthetic loaders."""
 
-from tfkd.datasets.feature_spec import Feature, FeatureSpec
+from tfkd.datasets.feature_spec import Feature
+from tfkd.datasets.feature_spec import FeatureSpec
 
 TASKS = ("ctr", "rating", "retrieval")
 LABEL = "label"

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from tfkd.arguments import validate_positive_int
-from tfkd.datasets import schema, splits
+from tfkd.datasets import schema
+from tfkd.datasets import splits
 from tfkd.datasets.movielens_data import MovieLensData
 
 NUM_GENDERS = 2
@@ -151,16 +152,16 @@ def _label(rng, true_logit, task):
 
 
 def synthetic_movielens(
-    num_users=200,
-    num_items=300,
-    num_ratings=5000,
-    task="ctr",
-    seed=0,
-    batch_size=256,
-    split=None,
-    val_fraction=0.1,
-    test_fraction=0.1,
-):
+    num_users: int = 200,
+    num_items: int = 300,
+    num_ratings: int = 5000,
+    task: str = "ctr",
+    seed: int = 0,
+    batch_size: int = 256,
+    split: str | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> MovieLensData:
     """Draws MovieLens-shaped data from a known latent-factor model.
 
     Same feature names, dtypes, shapes and return type as `movielens_100k`,

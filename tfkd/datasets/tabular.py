@@ -7,31 +7,20 @@ and column. CSV rows count as a spreadsheet shows them (the header is row
 
 import dataclasses
 import os
-import re
 
 import numpy as np
 import pandas as pd
 
 from tfkd.datasets import splits
-from tfkd.datasets.feature_spec import Feature
 from tfkd.datasets.feature_spec import FeatureSpec
+from tfkd.datasets.file_encoding import encode_frame
 from tfkd.datasets.movielens_data import MovieLensData
-
-TASKS = ("ctr", "rating")
-LABEL_KIND_BY_TASK = {"ctr": "binary", "rating": "rating"}
-FORMATS = {".csv": "csv", ".parquet": "parquet"}
-ROW_WORD = {"csv": "row", "parquet": "record"}
-# The header is row 1 of a CSV file, so data row i (from 0) is row i + 2.
-CSV_FIRST_DATA_ROW = 2
-# An integer column with larger values would need a table of that many
-# rows: more likely a count or an amount than an id.
-MAX_INFERRED_VOCABULARY = 1_000_000
-INT32_MAX = np.iinfo(np.int32).max
-ID_RULE = (
-    "ids must be >= 1, since tfkd models keep id 0 for unknown ids. Add 1 "
-    "to the column's ids (here and in the requests your app sends), or "
-    "make it numeric in a spec"
-)
+from tfkd.datasets.row_checks import RowChecks
+from tfkd.datasets.tabular_files import CSV_FIRST_DATA_ROW  # noqa: F401
+from tfkd.datasets.tabular_files import ROW_WORD
+from tfkd.datasets.tabular_files import find_shards
+from tfkd.datasets.tabular_files import read_chunks
+from tfkd.datasets.tabular_files import resolve_label_and_task
 
 
 @dataclasses.dataclass
@@ -49,15 +38,15 @@ class _Table:
 
 
 def from_files(
-    path,
-    label=None,
-    spec=None,
-    task=None,
-    seed=42,
-    batch_size=256,
-    val_fraction=0.1,
-    test_fraction=0.1,
-):
+    path: str | os.PathLike,
+    label: str | None = None,
+    spec: FeatureSpec | None = None,
+    task: str | None = None,
+    seed: int = 42,
+    batch_size: int = 256,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> MovieLensData:
     """Loads a CSV or Parquet file, or a folder of shards, as datasets.
 
     Without `spec`, every other column than the label is a feature: integers
@@ -108,67 +97,20 @@ def from_files(
     student = tfkd.models.student(data.spec)
     ```
     """
-    label, task = _resolve_label_and_task(label, spec, task)
+    label, task = resolve_label_and_task(label, spec, task)
     splits.validate_fractions(val_fraction, test_fraction)
     wanted = None if spec is None else [*spec.names, label]
-    table = _read_all(_shards(path), label, wanted)
+    table = _read_all(find_shards(path), label, wanted)
     if table.frame.empty:
         raise ValueError(f"{os.fspath(path)} holds no data rows.")
-    _check_label(table, label, task)
-    kinds = _feature_kinds(table, label, spec)
-    _check_features(table, kinds)
-    spec = spec or _infer_spec(table, kinds, label, task)
+    checks = RowChecks(label, task)
+    checks.add(table.frame, table.integer, table.where)
+    spec = checks.spec(spec)
     frames = splits.random_split(
-        _encode(table.frame, spec), val_fraction, test_fraction, seed
+        encode_frame(table.frame, spec), val_fraction, test_fraction, seed
     )
     return MovieLensData.from_frames(frames, spec, pd.DataFrame(),
                                      pd.DataFrame(), batch_size, seed)
-
-
-def _resolve_label_and_task(label, spec, task):
-    if spec is not None and not isinstance(spec, FeatureSpec):
-        raise TypeError(
-            "`spec` must be a tfkd.datasets.FeatureSpec (see "
-            f"FeatureSpec.from_dict) or None. Received: {type(spec)}"
-        )
-    given = {"label": label, "task": task}
-    for name, own in ({} if spec is None else vars(spec)).items():
-        if given.get(name) not in (None, own):
-            raise ValueError(
-                f"`{name}` and the spec's {name} differ. Received: "
-                f"{name}={given[name]!r}, spec {name}={own!r}"
-            )
-    label = spec.label if spec else label
-    task = spec.task if spec else task or "ctr"
-    if not isinstance(label, str) or not label:
-        raise TypeError(f"`label` must name a column. Received: {label!r}")
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}. Received: {task!r}")
-    return label, task
-
-
-def _shards(path):
-    """Returns `[(path, format)]`: the file, or the folder's shards."""
-    path = os.fspath(path)
-    paths = [path]
-    if os.path.isdir(path):
-        paths = [os.path.join(path, name) for name in sorted(os.listdir(path))
-                 if _format(name)]
-    if not paths or not os.path.exists(path):
-        raise FileNotFoundError(
-            f"No .csv or .parquet file at {path}, nor a folder of them."
-        )
-    formats = {_format(p) for p in paths}
-    if None in formats or len(formats) > 1:
-        raise ValueError(
-            "Expected a .csv or .parquet file, or a folder of shards all of "
-            f"one format. Received: {[os.path.basename(p) for p in paths]}"
-        )
-    return [(p, _format(p)) for p in paths]
-
-
-def _format(path):
-    return FORMATS.get(os.path.splitext(path)[1].lower())
 
 
 def _read_all(shards, label, wanted):
@@ -195,205 +137,5 @@ def _read_all(shards, label, wanted):
 
 def _read_shard(path, fmt, label, wanted):
     """Returns `(numeric frame, row numbers, {column: holds integers})`."""
-    read = _read_csv if fmt == "csv" else _read_parquet
-    raw, rows = read(path)
-    _check_columns(path, list(raw.columns), label, wanted)
-    if wanted is not None:
-        raw = raw[wanted]
-    parse = _parse_csv_column if fmt == "csv" else _parse_parquet_column
-    columns, integer = {}, {}
-    for name in raw.columns:
-        columns[name], integer[name] = parse(
-            raw[name], lambda i: f"{path} {ROW_WORD[fmt]} {rows[i]}", name
-        )
-    return pd.DataFrame(columns), rows, integer
-
-
-def _read_csv(path):
-    try:
-        # Strings first, so every cell that is not a number can be named.
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False,
-                          na_filter=False, skip_blank_lines=False)
-    except pd.errors.EmptyDataError as e:
-        raise ValueError(f"{path} is empty: expected a header row") from e
-    except pd.errors.ParserError as e:
-        raise ValueError(_parser_message(path, str(e))) from e
-    rows = np.arange(len(raw)) + CSV_FIRST_DATA_ROW
-    blank = (raw == "").all(axis=1).to_numpy()
-    return raw[~blank].reset_index(drop=True), rows[~blank]
-
-
-def _parser_message(path, message):
-    # pandas counts lines from 1 with the header as line 1, as tfkd does.
-    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)",
-                      message)
-    if found is None:
-        return f"{path} does not parse as CSV: {' '.join(message.split())}"
-    expected, row, saw = found.groups()
-    return (f"{path} row {row} has {saw} fields; the header has {expected}. "
-            "Fix or remove that row (a comma inside a value needs quotes).")
-
-
-def _read_parquet(path):
-    try:
-        raw = pd.read_parquet(path, dtype_backend="numpy_nullable")
-    except ImportError as e:
-        raise ImportError(
-            f"Reading {path} needs pyarrow: `pip install pyarrow`."
-        ) from e
-    return raw.reset_index(drop=True), np.arange(len(raw)) + 1
-
-
-def _check_columns(path, columns, label, wanted):
-    needed = [label] if wanted is None else wanted
-    missing = [name for name in needed if name not in columns]
-    if missing:
-        what = "label column" if missing == [label] else "columns"
-        raise ValueError(
-            f"{path} has no {what} {', '.join(map(repr, missing))}. "
-            f"Its columns: {', '.join(columns)}"
-        )
-
-
-def _parse_csv_column(text, where, name):
-    stripped = text.str.strip()
-    values = pd.to_numeric(stripped, errors="coerce")
-    # "nan" parses (to NaN) and is reported with the other NaN checks.
-    bad = (values.isna() & (stripped.str.lower() != "nan")).to_numpy()
-    if bad.any():
-        i = int(np.argmax(bad))
-        cell = stripped.iloc[i]
-        if bad.all() and cell:
-            raise ValueError(_text_column_message(name, where(i), cell))
-        problem = "is empty" if cell == "" else f"is not a number: {cell!r}"
-        raise ValueError(f"{where(i)}, column '{name}' {problem}{_more(bad)}")
-    return values.to_numpy(), values.dtype.kind in "iu"
-
-
-def _parse_parquet_column(column, where, name):
-    if not (pd.api.types.is_numeric_dtype(column)
-            or pd.api.types.is_bool_dtype(column)):
-        raise ValueError(_text_column_message(name, where(0), column.iloc[0]))
-    missing = column.isna().to_numpy()
-    if missing.any():
-        i = int(np.argmax(missing))
-        raise ValueError(
-            f"{where(i)}, column '{name}' is empty (null){_more(missing)}"
-        )
-    integer = not pd.api.types.is_float_dtype(column)
-    return column.to_numpy("int64" if integer else "float64"), integer
-
-
-def _text_column_message(name, where, value):
-    return (
-        f"Column '{name}' holds text ({where}: {value!r}); tfkd reads "
-        "integer ids and numbers. Encode it as integer ids from 1, drop "
-        "it from the files, or pass a spec that leaves it out."
-    )
-
-
-def _more(bad):
-    extra = int(np.count_nonzero(bad)) - 1
-    return f" (and {extra} more rows)" if extra else ""
-
-
-def _check_label(table, label, task):
-    values = table.frame[label].to_numpy(np.float64)
-    where = f"column '{label}' (the label)"
-    bad = ~np.isfinite(values)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(
-            f"{table.where(i)}, {where} is {values[i]}{_more(bad)}: every "
-            "row needs a finite label; drop or fill those rows."
-        )
-    if task != "ctr":
-        return
-    bad = (values != 0) & (values != 1)
-    hint = "the ctr task needs labels 0 or 1."
-    if bad.any() and values.min() >= 0:
-        hint = (f"the labels run from {values.min():g} to {values.max():g}: "
-                "they look like ratings; pass task='rating' (--task "
-                "rating), or map them to 0/1.")
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(
-            f"{table.where(i)}, {where} is {values[i]:g}{_more(bad)}: {hint}"
-        )
-
-
-def _feature_kinds(table, label, spec):
-    """`{column: kind}`: the spec's, or integer columns categorical."""
-    if spec is None:
-        return {
-            name: "categorical" if table.integer[name] else "numeric"
-            for name in table.frame.columns
-            if name != label
-        }
-    lists = [f.name for f in spec.features if f.is_list]
-    if lists:
-        raise ValueError(
-            "A file column holds one value per row: give every feature of "
-            f"the spec length 1. Received: lists {lists}"
-        )
-    return {feature.name: feature.kind for feature in spec.features}
-
-
-def _check_features(table, kinds):
-    for name, kind in kinds.items():
-        values = table.frame[name].to_numpy(np.float64)
-        finite = np.isfinite(values)
-        checks = [(~finite, "every row needs a finite number")]
-        if kind == "categorical":
-            checks += [
-                (finite & (values != np.floor(values)),
-                 "an id column needs whole numbers (make it numeric in a "
-                 "spec if it is a quantity)"),
-                (values < 1, ID_RULE),
-            ]
-        for bad, rule in checks:
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise ValueError(
-                    f"{table.where(i)}, column '{name}' holds "
-                    f"{values[i]:g}{_more(bad)}: {rule}."
-                )
-
-
-def _infer_spec(table, kinds, label, task):
-    features = []
-    for name, kind in kinds.items():
-        values = table.frame[name].to_numpy(np.float64)
-        if kind == "numeric":
-            std = float(np.std(values))
-            features.append(Feature(
-                name, kind="numeric", mean=float(np.mean(values)),
-                std=std if std > 0 else 1.0,
-            ))
-            continue
-        top = int(values.max())
-        if top + 1 > MAX_INFERRED_VOCABULARY:
-            raise ValueError(
-                f"{table.where(int(np.argmax(values)))}, column '{name}' "
-                f"holds id {top}: as an id feature that is a table of "
-                f"{top + 1:,} rows (at most {MAX_INFERRED_VOCABULARY:,}). "
-                "If it is a quantity, make it numeric in a spec; if ids, "
-                "number them densely from 1."
-            )
-        features.append(Feature(name, top + 1))
-    return FeatureSpec(tuple(features), task, label, LABEL_KIND_BY_TASK[task])
-
-
-def _encode(frame, spec):
-    """Model-ready columns: int32 ids, float32 numbers and label."""
-    encoded = {}
-    for feature in spec.features:
-        values = frame[feature.name].to_numpy(np.float64)
-        # Ids past int32 stay out of range (read as unknown), rather than
-        # wrapping round onto a real id.
-        encoded[feature.name] = (
-            values.astype(np.float32) if feature.is_numeric
-            else np.minimum(values, INT32_MAX).astype(np.int32)
-        )
-    encoded[spec.label] = frame[spec.label].to_numpy(np.float32)
-    return pd.DataFrame(encoded)
+    # One chunk: the whole shard.
+    return next(read_chunks(path, fmt, label, wanted, chunk_rows=None))

@@ -10,12 +10,14 @@ term only (see `tfkd.distiller_weights`).
 
 import math
 
+import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from tfkd import teachers
 from tfkd.datasets import pipelines
+from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.pipelines import features_from_frame
 
 SAMPLING = ("popularity", "uniform")
@@ -35,8 +37,14 @@ _NO_TABLES_FIX = (
 )
 
 
-def transfer_set(data, teacher=None, size=5.0, seed=0,
-                 sampling="popularity", logits_key=LOGITS_KEY):
+def transfer_set(
+    data: MovieLensData,
+    teacher: keras.Model | None = None,
+    size: float = 5.0,
+    seed: int = 0,
+    sampling: str = "popularity",
+    logits_key: str = LOGITS_KEY,
+) -> pd.DataFrame:
     """Draws unobserved user-item pairs with their side features.
 
     Each row is a (user, item) pair that is in no split of `data.frames`
@@ -118,9 +126,15 @@ def transfer_set(data, teacher=None, size=5.0, seed=0,
     return frame
 
 
-def with_transfer_set(data, teacher=None, size=5.0, seed=0,
-                      sampling="popularity", batch_size=256,
-                      logits_key=LOGITS_KEY):
+def with_transfer_set(
+    data: MovieLensData,
+    teacher: keras.Model | None = None,
+    size: float = 5.0,
+    seed: int = 0,
+    sampling: str = "popularity",
+    batch_size: int = 256,
+    logits_key: str = LOGITS_KEY,
+) -> tf.data.Dataset:
     """The training rows plus a transfer set, shuffled together, batched.
 
     Each element is `(features, label, sample_weight)` with

@@ -7,26 +7,23 @@
 - `reports`: the comparison table and the PNG plots.
 """
 
-from tfkd.evaluation.model_evaluation import (
-    BYTES_PER_FLOAT32,
-    count_params,
-    evaluate_ctr,
-    evaluate_rating,
-    model_bytes,
-)
-from tfkd.evaluation.ranking_metrics import LOGLOSS_EPSILON, auc, logloss, rmse
-from tfkd.evaluation.reports import (
-    comparison_table,
-    plot_learning_curves,
-    plot_quality_vs_size,
-)
-from tfkd.evaluation.retrieval_metrics import (
-    evaluate_retrieval,
-    hit_rate_at_k,
-    ndcg_at_k,
-    positive_ranks,
-    sample_negatives,
-)
+from tfkd.evaluation.model_evaluation import BYTES_PER_FLOAT32
+from tfkd.evaluation.model_evaluation import count_params
+from tfkd.evaluation.model_evaluation import evaluate_ctr
+from tfkd.evaluation.model_evaluation import evaluate_rating
+from tfkd.evaluation.model_evaluation import model_bytes
+from tfkd.evaluation.ranking_metrics import LOGLOSS_EPSILON
+from tfkd.evaluation.ranking_metrics import auc
+from tfkd.evaluation.ranking_metrics import logloss
+from tfkd.evaluation.ranking_metrics import rmse
+from tfkd.evaluation.reports import comparison_table
+from tfkd.evaluation.reports import plot_learning_curves
+from tfkd.evaluation.reports import plot_quality_vs_size
+from tfkd.evaluation.retrieval_metrics import evaluate_retrieval
+from tfkd.evaluation.retrieval_metrics import hit_rate_at_k
+from tfkd.evaluation.retrieval_metrics import ndcg_at_k
+from tfkd.evaluation.retrieval_metrics import positive_ranks
+from tfkd.evaluation.retrieval_metrics import sample_negatives
 
 __all__ = [
     "BYTES_PER_FLOAT32",

@@ -1,16 +1,26 @@
 """A model's quality on a dataset, and its size."""
 
-import math
+from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
+import keras
 import numpy as np
 
 from tfkd import model_utils
-from tfkd.evaluation.ranking_metrics import auc, logloss, rmse
+from tfkd.evaluation.ranking_metrics import auc
+from tfkd.evaluation.ranking_metrics import logloss
+from tfkd.evaluation.ranking_metrics import rmse
+
+if TYPE_CHECKING:
+    # Annotations only: the metrics run on any iterable of batches.
+    import tensorflow as tf
 
 BYTES_PER_FLOAT32 = 4
 
 
-def count_params(model):
+def count_params(model: keras.Model) -> int:
     """Number of scalars in the model's weights (trainable or not).
 
     Args:
@@ -28,7 +38,7 @@ def count_params(model):
     return int(sum(math.prod(w.shape) for w in model.weights))
 
 
-def model_bytes(model):
+def model_bytes(model: keras.Model) -> int:
     """Bytes the weights take as float32 (4 bytes per parameter).
 
     Args:
@@ -82,7 +92,11 @@ def _resolve_from_logits(model, from_logits):
     return from_logits
 
 
-def evaluate_ctr(model, dataset, from_logits=None):
+def evaluate_ctr(
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    from_logits: bool | None = None,
+) -> dict[str, float]:
     """AUC and logloss of a binary model on a `(features, label)` dataset.
 
     Args:
@@ -116,7 +130,9 @@ def evaluate_ctr(model, dataset, from_logits=None):
     }
 
 
-def evaluate_rating(model, dataset):
+def evaluate_rating(
+    model: keras.Model, dataset: tf.data.Dataset
+) -> dict[str, float]:
     """RMSE of a rating model on a `(features, rating)` dataset.
 
     Args:

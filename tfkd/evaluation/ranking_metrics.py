@@ -4,12 +4,15 @@ Plain NumPy (no scikit-learn), so they run wherever tfkd does.
 """
 
 import numpy as np
+import numpy.typing as npt
 
 # Keeps log(p) finite for predicted probabilities of exactly 0 or 1.
 LOGLOSS_EPSILON = 1e-7
 
 
-def as_1d(name, values, dtype=np.float64):
+def as_1d(
+    name: str, values: npt.ArrayLike, dtype: npt.DTypeLike = np.float64
+) -> np.ndarray:
     array = np.asarray(values, dtype=dtype)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
@@ -20,7 +23,9 @@ def as_1d(name, values, dtype=np.float64):
     return array
 
 
-def _paired(y_true, y_pred):
+def _paired(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     y_true = as_1d("y_true", y_true)
     y_pred = as_1d("y_pred", y_pred)
     if y_true.shape != y_pred.shape:
@@ -51,7 +56,7 @@ def _average_ranks(values):
     return mean_rank[inverse]
 
 
-def auc(y_true, y_score):
+def auc(y_true: npt.ArrayLike, y_score: npt.ArrayLike) -> float:
     """Area under the ROC curve via the rank (Mann-Whitney U) statistic.
 
     ```
@@ -95,7 +100,9 @@ def auc(y_true, y_score):
     return float(u / (positives * negatives))
 
 
-def logloss(y_true, y_pred, from_logits=False):
+def logloss(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, from_logits: bool = False
+) -> float:
     """Mean binary cross-entropy.
 
     ```
@@ -131,7 +138,7 @@ def logloss(y_true, y_pred, from_logits=False):
     return float(losses.mean())
 
 
-def rmse(y_true, y_pred):
+def rmse(y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> float:
     """Root mean squared error.
 
     Args:

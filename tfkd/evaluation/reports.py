@@ -1,8 +1,16 @@
 """The comparison table and the PNG plots of a distillation run."""
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    # Annotations only: the table and plots need NumPy and matplotlib.
+    import keras
 
 
 def _format(value):
@@ -15,7 +23,7 @@ def _format(value):
     return "-" if value is None else str(value)
 
 
-def comparison_table(results):
+def comparison_table(results: dict[str, dict[str, Any]]) -> str:
     """Formats `{model: {metric: value}}` as an aligned text table.
 
     Columns follow the order metrics first appear; ints get thousands
@@ -82,7 +90,11 @@ def _save(figure, path):
     return os.fspath(path)
 
 
-def plot_learning_curves(histories, path, metric="loss"):
+def plot_learning_curves(
+    histories: dict[str, keras.callbacks.History | dict[str, list[float]]],
+    path: str | os.PathLike,
+    metric: str = "loss",
+) -> str:
     """Plots train (solid) and validation (dashed) curves per model.
 
     Args:
@@ -133,7 +145,12 @@ def plot_learning_curves(histories, path, metric="loss"):
     return _save(figure, path)
 
 
-def plot_quality_vs_size(results, path, quality="auc", size="bytes"):
+def plot_quality_vs_size(
+    results: dict[str, dict[str, float]],
+    path: str | os.PathLike,
+    quality: str = "auc",
+    size: str = "bytes",
+) -> str:
     """Scatters each model's quality against its size (log scale).
 
     Args:

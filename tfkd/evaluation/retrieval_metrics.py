@@ -1,15 +1,20 @@
 """Retrieval metrics: HR@K and NDCG@K against sampled negatives or the
 whole catalogue, and the evaluation of a two-tower model on them."""
 
+import keras
 import numpy as np
+import numpy.typing as npt
 
 from tfkd import model_utils
 from tfkd.arguments import validate_positive_int
+from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.pipelines import features_from_frame
 from tfkd.evaluation.ranking_metrics import as_1d
 
 
-def positive_ranks(positive_scores, negative_scores):
+def positive_ranks(
+    positive_scores: npt.ArrayLike, negative_scores: npt.ArrayLike
+) -> np.ndarray:
     """1-based rank of each positive among its row of negatives.
 
     A tie with a negative counts against the positive (pessimistic), so a
@@ -34,7 +39,11 @@ def positive_ranks(positive_scores, negative_scores):
     return 1 + (negative >= positive[:, None]).sum(axis=1)
 
 
-def hit_rate_at_k(positive_scores, negative_scores, k=10):
+def hit_rate_at_k(
+    positive_scores: npt.ArrayLike,
+    negative_scores: npt.ArrayLike,
+    k: int = 10,
+) -> float:
     """Share of rows whose positive ranks in the top `k` (HR@K).
 
     Leave-one-out protocol: one held-out positive per user, scored against
@@ -64,7 +73,11 @@ def hit_rate_at_k(positive_scores, negative_scores, k=10):
     return float(np.mean(ranks <= k))
 
 
-def ndcg_at_k(positive_scores, negative_scores, k=10):
+def ndcg_at_k(
+    positive_scores: npt.ArrayLike,
+    negative_scores: npt.ArrayLike,
+    k: int = 10,
+) -> float:
     """NDCG@K with one relevant item per row.
 
     ```
@@ -97,8 +110,13 @@ def ndcg_at_k(positive_scores, negative_scores, k=10):
     return float(gains.mean())
 
 
-def sample_negatives(user_ids, interacted, vocabulary_size,
-                     num_negatives=100, seed=0):
+def sample_negatives(
+    user_ids: npt.ArrayLike,
+    interacted: dict[int, set[int]],
+    vocabulary_size: int,
+    num_negatives: int = 100,
+    seed: int = 0,
+) -> np.ndarray:
     """Draws, per row, items the user never interacted with.
 
     Args:
@@ -153,8 +171,13 @@ def _interactions(frames):
 
 
 def evaluate_retrieval(
-    model, data, split="test", k=10, num_negatives=100, seed=0
-):
+    model: keras.Model,
+    data: MovieLensData,
+    split: str = "test",
+    k: int = 10,
+    num_negatives: int | None = 100,
+    seed: int = 0,
+) -> dict[str, float]:
     """HR@K and NDCG@K of a two-tower model under leave-one-out.
 
     Each row of `data.frames[split]` is a user's held-out item. It is
@@ -200,7 +223,7 @@ def evaluate_retrieval(
         negatives = sample_negatives(
             frame["user_id"].to_numpy(),
             interacted,
-            data.spec["item_id"].vocabulary_size,
+            data.spec.vocabulary_sizes["item_id"],
             num_negatives,
             seed,
         )

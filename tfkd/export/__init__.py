@@ -1,14 +1,13 @@
 """LiteRT export: conversion, quantization, parity check and sidecar."""
 
-from tfkd.export.converter_utils import constant_bytes, strip_tensor_names
+from tfkd.export.converter_utils import constant_bytes
+from tfkd.export.converter_utils import strip_tensor_names
 from tfkd.export.export_report import ExportReport
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.metric_drop_error import MetricDropError
-from tfkd.export.retrieval_export import (
-    RetrievalExportReport,
-    RetrievalMismatchError,
-    to_tflite_retrieval,
-)
+from tfkd.export.retrieval_export import RetrievalExportReport
+from tfkd.export.retrieval_export import RetrievalMismatchError
+from tfkd.export.retrieval_export import to_tflite_retrieval
 from tfkd.export.sidecar import sidecar_path
 from tfkd.export.tflite_export import to_tflite
 

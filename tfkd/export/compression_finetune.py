@@ -16,8 +16,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfkd import distiller_losses, distiller_validation, losses
-from tfkd.export import export_options, tflite_export
+from tfkd import distiller_losses
+from tfkd import distiller_validation
+from tfkd import losses
+from tfkd.export import export_options
+from tfkd.export import tflite_export
 from tfkd.export.converter_utils import convert_tf_keras_model
 from tfkd.export.export_report import CompressionReport
 

@@ -34,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.lite.tools import flatbuffer_utils
 
-from tfkd import _compat, temp_files
+from tfkd import _compat
+from tfkd import temp_files
 from tfkd.export.sidecar import SIGNATURE_KEY
 
 # The SavedModel step's folder in the temp dir; see `temp_files`.
@@ -162,7 +163,7 @@ def float32_compute(model):
             layer.dtype_policy = policy
 
 
-def strip_tensor_names(model_bytes):
+def strip_tensor_names(model_bytes: bytes) -> bytes:
     """Drops the names of a LiteRT model's internal tensors.
 
     Unlike TF's `flatbuffer_utils.strip_strings`, which also deletes the
@@ -194,7 +195,7 @@ def strip_tensor_names(model_bytes):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def constant_bytes(model_bytes):
+def constant_bytes(model_bytes: bytes) -> int:
     """Bytes of constant data (weights, tables, biases) in a LiteRT model.
 
     The rest of the file is the graph: operators, tensor descriptions,

@@ -9,7 +9,8 @@ import tensorflow as tf
 from tfkd import model_utils
 from tfkd.arguments import validate_positive_int
 from tfkd.export import id_mapping
-from tfkd.export.sidecar import OUTPUT_KINDS, QUANTIZATION_MODES
+from tfkd.export.sidecar import OUTPUT_KINDS
+from tfkd.export.sidecar import QUANTIZATION_MODES
 
 METRICS = ("auto", "auc", "rmse", None)
 

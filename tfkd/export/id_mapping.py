@@ -37,12 +37,11 @@ exactly how id 0 scores.
 import keras
 from keras import ops
 
-from tfkd import _compat, model_utils
-from tfkd.models.feature_embedding import (
-    FeatureEmbedding,
-    gather_rows,
-    safe_ids,
-)
+from tfkd import _compat
+from tfkd import model_utils
+from tfkd.models.feature_embedding import FeatureEmbedding
+from tfkd.models.feature_embedding import gather_rows
+from tfkd.models.feature_embedding import safe_ids
 
 # Layers that look ids up in a table (an app's unknown ids reach them).
 _LOOKUP_LAYERS = (keras.layers.Embedding, FeatureEmbedding)

@@ -1,40 +1,43 @@
 """Magnitude-pruning fine-tune of a student, shipped as int8."""
 
 
+import os
+
+import keras
 import numpy as np
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfkd.export import atomic_write
-from tfkd.export.compression_finetune import (
-    DEFAULT_CALIBRATION_BATCHES,
-    export_finetuned,
-    export_settings,
-    fit_distilled,
-    soft_target_dataset,
-    validate_alpha_temperature,
-)
+from tfkd.export.compression_finetune import DEFAULT_CALIBRATION_BATCHES
+from tfkd.export.compression_finetune import export_finetuned
+from tfkd.export.compression_finetune import export_settings
+from tfkd.export.compression_finetune import fit_distilled
+from tfkd.export.compression_finetune import soft_target_dataset
+from tfkd.export.compression_finetune import validate_alpha_temperature
+from tfkd.export.export_report import CompressionReport
 from tfkd.export.tf_keras_bridge import to_tf_keras
 from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
 
 
 def prune_finetune(
-    student,
-    teacher_or_logits,
-    train_ds,
-    path,
-    validation_data=None,
-    target_sparsity=0.5,
-    epochs=1,
-    prune_embeddings=True,
-    alpha=0.5,
-    temperature=2.0,
-    learning_rate=1e-4,
-    num_calibration_batches=DEFAULT_CALIBRATION_BATCHES,
-    max_metric_drop=0.005,
-    allow_metric_drop=False,
-    verbose=0,
-):
+    student: keras.Model,
+    teacher_or_logits: keras.Model | np.ndarray,
+    train_ds: tf.data.Dataset,
+    path: str | os.PathLike,
+    validation_data: tf.data.Dataset | None = None,
+    target_sparsity: float = 0.5,
+    epochs: int = 1,
+    prune_embeddings: bool = True,
+    alpha: float = 0.5,
+    temperature: float = 2.0,
+    learning_rate: float = 1e-4,
+    num_calibration_batches: int = DEFAULT_CALIBRATION_BATCHES,
+    max_metric_drop: float = 0.005,
+    allow_metric_drop: bool = False,
+    verbose: int = 0,
+) -> CompressionReport:
     """Prunes a student by magnitude while distilling, then int8.
 
     The Dense kernels (and, with `prune_embeddings`, the embedding tables)
@@ -106,7 +109,7 @@ def prune_finetune(
         end_step=max(1, steps // 2),
         frequency=max(1, steps // 20),
     )
-    prunable = (tf_keras.layers.Dense,)
+    prunable: tuple[type, ...] = (tf_keras.layers.Dense,)
     if prune_embeddings:
         prunable += (tf_keras.layers.Embedding, TfKerasFeatureEmbedding)
 

@@ -27,6 +27,9 @@ by the tf_keras twin), so no DIV with a data numerator is left.
 """
 
 
+import os
+
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
@@ -34,34 +37,34 @@ import tf_keras
 
 from tfkd import _compat
 from tfkd.export import atomic_write
-from tfkd.export.compression_finetune import (
-    DEFAULT_CALIBRATION_BATCHES,
-    batch_size_of,
-    export_finetuned,
-    export_settings,
-    fit_distilled,
-    soft_target_dataset,
-    validate_alpha_temperature,
-)
+from tfkd.export.compression_finetune import DEFAULT_CALIBRATION_BATCHES
+from tfkd.export.compression_finetune import batch_size_of
+from tfkd.export.compression_finetune import export_finetuned
+from tfkd.export.compression_finetune import export_settings
+from tfkd.export.compression_finetune import fit_distilled
+from tfkd.export.compression_finetune import soft_target_dataset
+from tfkd.export.compression_finetune import validate_alpha_temperature
+from tfkd.export.export_report import CompressionReport
 from tfkd.export.tf_keras_bridge import to_tf_keras
-from tfkd.export.tf_keras_layers import CUSTOM_OBJECTS, TfKerasFeatureEmbedding
+from tfkd.export.tf_keras_layers import CUSTOM_OBJECTS
+from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
 
 
 def quantization_aware_finetune(
-    student,
-    teacher_or_logits,
-    train_ds,
-    path,
-    validation_data=None,
-    epochs=1,
-    alpha=0.5,
-    temperature=2.0,
-    learning_rate=1e-4,
-    num_calibration_batches=DEFAULT_CALIBRATION_BATCHES,
-    max_metric_drop=0.005,
-    allow_metric_drop=False,
-    verbose=0,
-):
+    student: keras.Model,
+    teacher_or_logits: keras.Model | np.ndarray,
+    train_ds: tf.data.Dataset,
+    path: str | os.PathLike,
+    validation_data: tf.data.Dataset | None = None,
+    epochs: int = 1,
+    alpha: float = 0.5,
+    temperature: float = 2.0,
+    learning_rate: float = 1e-4,
+    num_calibration_batches: int = DEFAULT_CALIBRATION_BATCHES,
+    max_metric_drop: float = 0.005,
+    allow_metric_drop: bool = False,
+    verbose: int = 0,
+) -> CompressionReport:
     """Fine-tunes a student with fake-quantized Dense layers, then int8.
 
     ```

@@ -12,37 +12,34 @@ the candidates in a variable set after construction; plain `tf.constant`
 captures make the freezing explicit, so they are used instead.
 """
 
+import os
+from typing import Any
+
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
-from tfkd import model_utils, temp_files
+from tfkd import model_utils
+from tfkd import temp_files
 from tfkd.arguments import validate_positive_int
-from tfkd.export import (
-    atomic_write,
-    id_mapping,
-    litert_checks,
-    retrieval_inputs,
-    sidecar,
-)
-from tfkd.export.converter_utils import (
-    SIGNATURE_KEY,
-    float32_compute,
-    strip_tensor_names,
-)
+from tfkd.export import atomic_write
+from tfkd.export import id_mapping
+from tfkd.export import litert_checks
+from tfkd.export import retrieval_inputs
+from tfkd.export import sidecar
+from tfkd.export.converter_utils import SIGNATURE_KEY
+from tfkd.export.converter_utils import float32_compute
+from tfkd.export.converter_utils import strip_tensor_names
 from tfkd.export.litert_runner import LiteRTRunner
-from tfkd.export.retrieval_report import (
-    RetrievalExportReport,
-    RetrievalMismatchError,
-    recall_at_k,
-)
-from tfkd.export.sidecar import (
-    RETRIEVAL_OUTPUT_KINDS,
-    build_sidecar,
-    retrieval_outputs,
-    sha256_of_file,
-    unknown_ids_entry,
-)
+from tfkd.export.retrieval_report import RetrievalExportReport
+from tfkd.export.retrieval_report import RetrievalMismatchError
+from tfkd.export.retrieval_report import recall_at_k
+from tfkd.export.sidecar import RETRIEVAL_OUTPUT_KINDS
+from tfkd.export.sidecar import build_sidecar
+from tfkd.export.sidecar import retrieval_outputs
+from tfkd.export.sidecar import sha256_of_file
+from tfkd.export.sidecar import unknown_ids_entry
 
 __all__ = [
     "RetrievalExportReport",
@@ -68,17 +65,17 @@ DEFAULT_NUM_CHECK_USERS = 256
 
 
 def to_tflite_retrieval(
-    model,
-    candidates,
-    path,
-    k=10,
-    quantization=None,
-    users=None,
-    min_recall=None,
-    item_id_feature="item_id",
-    feature_spec=None,
-    latency_runs=200,
-):
+    model: Any,
+    candidates: pd.DataFrame | dict[str, np.ndarray],
+    path: str | os.PathLike,
+    k: int = 10,
+    quantization: str | None = None,
+    users: pd.DataFrame | dict[str, np.ndarray] | None = None,
+    min_recall: float | None = None,
+    item_id_feature: str = "item_id",
+    feature_spec: Any = None,
+    latency_runs: int = 200,
+) -> RetrievalExportReport:
     """Exports a two-tower model as one on-device top-K retrieval model.
 
     ```

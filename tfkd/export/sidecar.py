@@ -42,7 +42,7 @@ RETRIEVAL_OUTPUT_KINDS = {
 UNKNOWN_ID_SCORE = "as id 0"
 
 
-def sidecar_path(model_path):
+def sidecar_path(model_path: str | os.PathLike) -> str:
     """Returns the sidecar path for a model: `a/b.tflite` -> `a/b.json`.
 
     Args:

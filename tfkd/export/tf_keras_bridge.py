@@ -17,10 +17,8 @@ import keras_rs
 import tf_keras
 
 from tfkd import _compat
-from tfkd.export.tf_keras_layers import (
-    TfKerasFeatureCross,
-    TfKerasFeatureEmbedding,
-)
+from tfkd.export.tf_keras_layers import TfKerasFeatureCross
+from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
 from tfkd.models.feature_embedding import FeatureEmbedding
 
 
@@ -125,7 +123,7 @@ def _call_twin(twin, *args, **kwargs):
     return twin(*args, **kwargs)
 
 
-def to_tf_keras(model):
+def to_tf_keras(model: keras.Model) -> tf_keras.Model:
     """Rebuilds a Keras 3 Functional model in tf_keras with equal weights.
 
     The graph is replayed node by node, so inputs keep their names, shapes

@@ -5,40 +5,45 @@ and pruning in `compression_finetune`).
 """
 
 import gzip
+import os
+from typing import Any
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from tfkd import evaluation
-from tfkd.export import atomic_write, export_options, id_mapping, litert_checks
+from tfkd.export import atomic_write
+from tfkd.export import export_options
+from tfkd.export import id_mapping
+from tfkd.export import litert_checks
 from tfkd.export.converter_utils import convert_keras_model
 from tfkd.export.export_report import ExportReport
 from tfkd.export.litert_runner import LiteRTRunner
-from tfkd.export.sidecar import (
-    build_sidecar,
-    ranking_outputs,
-    sha256_of_file,
-    unknown_ids_entry,
-)
+from tfkd.export.sidecar import build_sidecar
+from tfkd.export.sidecar import ranking_outputs
+from tfkd.export.sidecar import sha256_of_file
+from tfkd.export.sidecar import unknown_ids_entry
 
 # Timed batch-1 invokes behind `latency_us_p50`.
 DEFAULT_LATENCY_RUNS = 200
 
 
 def to_tflite(
-    model,
-    path,
-    quantization=None,
-    representative_data=None,
-    validation_data=None,
-    metric="auto",
-    max_metric_drop=0.005,
-    allow_metric_drop=False,
-    output_kind=None,
-    feature_spec=None,
-    num_calibration_batches=200,
-    latency_runs=DEFAULT_LATENCY_RUNS,
-    id_inputs=None,
-):
+    model: keras.Model,
+    path: str | os.PathLike,
+    quantization: str | None = None,
+    representative_data: tf.data.Dataset | None = None,
+    validation_data: tf.data.Dataset | None = None,
+    metric: str | None = "auto",
+    max_metric_drop: float = 0.005,
+    allow_metric_drop: bool = False,
+    output_kind: str | None = None,
+    feature_spec: Any = None,
+    num_calibration_batches: int = 200,
+    latency_runs: int = DEFAULT_LATENCY_RUNS,
+    id_inputs: list[str] | None = None,
+) -> ExportReport:
     """Exports a Keras recommender to LiteRT, checked against Keras.
 
     Before conversion, every `keras.layers.Embedding` whose ids come

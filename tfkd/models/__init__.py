@@ -2,7 +2,8 @@
 
 from tfkd import tensorflow_optional
 from tfkd.models.feature_embedding import FeatureEmbedding
-from tfkd.models.presets import student, teacher
+from tfkd.models.presets import student
+from tfkd.models.presets import teacher
 from tfkd.models.ranking_model import ranking_model
 
 # The two-tower model trains with tf.GradientTape. Without TensorFlow

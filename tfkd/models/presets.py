@@ -1,16 +1,21 @@
 """Teacher and student presets of `ranking_model`."""
 
+from typing import Any
+
+import keras
+
+from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.models.ranking_model import ranking_model
 
 TASK_OUTPUTS = {"ctr": "logit", "rating": "rating"}
-TEACHER_CONFIG = {
+TEACHER_CONFIG: dict[str, Any] = {
     "embedding_dim": 32,
     "hidden": (256, 128, 64),
     "cross_layers": 2,
     "dropout": 0.2,
 }
 # About 4% of the teacher's parameters on MovieLens-100K.
-STUDENT_CONFIG = {
+STUDENT_CONFIG: dict[str, Any] = {
     "embedding_dim": 4,
     "hidden": (16,),
     "cross_layers": 0,
@@ -27,7 +32,7 @@ def _output(task):
     return TASK_OUTPUTS[task]
 
 
-def teacher(spec, task="ctr"):
+def teacher(spec: FeatureSpec, task: str = "ctr") -> keras.Model:
     """The large ranking model: DCN-v2 with 2 cross layers and a deep MLP.
 
     Args:
@@ -52,7 +57,7 @@ def teacher(spec, task="ctr"):
     )
 
 
-def student(spec, task="ctr"):
+def student(spec: FeatureSpec, task: str = "ctr") -> keras.Model:
     """The small ranking model: 4-wide embeddings and one 16-unit layer.
 
     Args:

@@ -1,10 +1,13 @@
 """The ranking (CTR / rating) model builder."""
 
+from collections.abc import Sequence
+
 import keras
 import keras_rs
 
 from tfkd.datasets.feature_spec import FeatureSpec
-from tfkd.models import embedding_utils, validation_utils
+from tfkd.models import embedding_utils
+from tfkd.models import validation_utils
 
 OUTPUTS = ("logit", "rating")
 # Start a rating head near the MovieLens mean rating (about 3.5) so early
@@ -37,14 +40,14 @@ def _validate(spec, embedding_dim, cross_layers, dropout, output):
 
 
 def ranking_model(
-    spec,
-    embedding_dim=8,
-    hidden=(64, 32),
-    cross_layers=0,
-    dropout=0.0,
-    output="logit",
-    name=None,
-):
+    spec: FeatureSpec,
+    embedding_dim: int = 8,
+    hidden: Sequence[int] = (64, 32),
+    cross_layers: int = 0,
+    dropout: float = 0.0,
+    output: str = "logit",
+    name: str | None = None,
+) -> keras.Model:
     """Builds a DCN-v2 / MLP ranking model over the features of `spec`.
 
     ```

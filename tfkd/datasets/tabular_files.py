@@ -1,0 +1,261 @@
+"""Finding and parsing the user's CSV / Parquet shards, whole or in chunks.
+
+Shared by `from_files` (one chunk per shard) and `stream_files` (bounded
+chunks). CSV rows count as a spreadsheet shows them (the header is row 1);
+Parquet has no header, so its records count from 1.
+"""
+
+import os
+import re
+
+import numpy as np
+import pandas as pd
+
+from tfkd.datasets.feature_spec import FeatureSpec
+from tfkd.datasets.row_checks import more_rows
+
+TASKS = ("ctr", "rating")
+FORMATS = {".csv": "csv", ".parquet": "parquet"}
+ROW_WORD = {"csv": "row", "parquet": "record"}
+# The header is row 1 of a CSV file, so data row i (from 0) is row i + 2.
+CSV_FIRST_DATA_ROW = 2
+
+
+def resolve_label_and_task(label, spec, task):
+    """Returns `(label, task)`, from the arguments or the spec.
+
+    Raises:
+        TypeError: if `spec` is not a `FeatureSpec` or `label` no column.
+        ValueError: if `label` or `task` differ from the spec's, or the
+            task is unknown.
+    """
+    if spec is not None and not isinstance(spec, FeatureSpec):
+        raise TypeError(
+            "`spec` must be a tfkd.datasets.FeatureSpec (see "
+            f"FeatureSpec.from_dict) or None. Received: {type(spec)}"
+        )
+    given = {"label": label, "task": task}
+    for name, own in ({} if spec is None else vars(spec)).items():
+        if given.get(name) not in (None, own):
+            raise ValueError(
+                f"`{name}` and the spec's {name} differ. Received: "
+                f"{name}={given[name]!r}, spec {name}={own!r}"
+            )
+    label = spec.label if spec else label
+    task = spec.task if spec else task or "ctr"
+    if not isinstance(label, str) or not label:
+        raise TypeError(f"`label` must name a column. Received: {label!r}")
+    if task not in TASKS:
+        raise ValueError(f"`task` must be one of {TASKS}. Received: {task!r}")
+    return label, task
+
+
+def find_shards(path):
+    """Returns `[(path, format)]`: the file, or the folder's shards.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist or holds no shards.
+        ValueError: if the files are not all `.csv` or all `.parquet`.
+    """
+    path = os.fspath(path)
+    paths = [path]
+    if os.path.isdir(path):
+        paths = [os.path.join(path, name) for name in sorted(os.listdir(path))
+                 if file_format(name)]
+    if not paths or not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No .csv or .parquet file at {path}, nor a folder of them."
+        )
+    formats = {file_format(p) for p in paths}
+    if None in formats or len(formats) > 1:
+        raise ValueError(
+            "Expected a .csv or .parquet file, or a folder of shards all of "
+            f"one format. Received: {[os.path.basename(p) for p in paths]}"
+        )
+    return [(p, file_format(p)) for p in paths]
+
+
+def file_format(path):
+    """`"csv"`, `"parquet"` or None, from the file name's extension."""
+    return FORMATS.get(os.path.splitext(path)[1].lower())
+
+
+def check_columns(path, columns, label, wanted):
+    """Raises unless `columns` hold the label (and the `wanted` columns)."""
+    needed = [label] if wanted is None else wanted
+    missing = [name for name in needed if name not in columns]
+    if missing:
+        what = "label column" if missing == [label] else "columns"
+        raise ValueError(
+            f"{path} has no {what} {', '.join(map(repr, missing))}. "
+            f"Its columns: {', '.join(columns)}"
+        )
+
+
+def read_chunks(path, fmt, label, wanted, chunk_rows=None):
+    """Yields the shard's rows as numbers, `chunk_rows` at a time.
+
+    Args:
+        path: str. One shard.
+        fmt: str. `"csv"` or `"parquet"`.
+        label: str. The label column, which must be there.
+        wanted: list of str or None. The columns to keep; None keeps all.
+        chunk_rows: int or None. Rows per chunk; None reads the whole
+            shard as one chunk.
+
+    Yields:
+        `(frame, rows, integer)`: a DataFrame of int64 / float64 columns,
+        each row's number in its file, and `{column: holds integers}`.
+        At least one chunk (empty for a shard without data rows).
+
+    Raises:
+        ValueError: naming the file, row and column of a cell that is not
+            a number, or the missing columns.
+    """
+    read = _csv_chunks if fmt == "csv" else _parquet_chunks
+    parse = _parse_csv_column if fmt == "csv" else _parse_parquet_column
+    for raw, rows in read(path, chunk_rows):
+        check_columns(path, list(raw.columns), label, wanted)
+        if wanted is not None:
+            raw = raw[wanted]
+        columns, integer = {}, {}
+        for name in raw.columns:
+            columns[name], integer[name] = parse(
+                raw[name],
+                lambda i, rows=rows: f"{path} {ROW_WORD[fmt]} {rows[i]}",
+                name,
+            )
+        yield pd.DataFrame(columns), rows, integer
+
+
+def _csv_chunks(path, chunk_rows):
+    try:
+        # Strings first, so every cell that is not a number can be named.
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False,
+                             na_filter=False, skip_blank_lines=False,
+                             chunksize=chunk_rows or None)
+        chunks = [reader] if chunk_rows is None else reader
+        for raw in chunks:
+            # The reader numbers rows on across chunks.
+            rows = raw.index.to_numpy() + CSV_FIRST_DATA_ROW
+            blank = (raw == "").all(axis=1).to_numpy()
+            yield raw[~blank].reset_index(drop=True), rows[~blank]
+    except pd.errors.EmptyDataError as e:
+        raise ValueError(f"{path} is empty: expected a header row") from e
+    except pd.errors.ParserError as e:
+        raise ValueError(_parser_message(path, str(e))) from e
+
+
+def _parser_message(path, message):
+    # pandas counts lines from 1 with the header as line 1, as tfkd does.
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)",
+                      message)
+    if found is None:
+        return f"{path} does not parse as CSV: {' '.join(message.split())}"
+    expected, row, saw = found.groups()
+    return (f"{path} row {row} has {saw} fields; the header has {expected}. "
+            "Fix or remove that row (a comma inside a value needs quotes).")
+
+
+def _parquet_chunks(path, chunk_rows):
+    if chunk_rows is None:
+        try:
+            raw = pd.read_parquet(path, dtype_backend="numpy_nullable")
+        except ImportError as e:
+            raise _needs_pyarrow(path) from e
+        yield raw.reset_index(drop=True), np.arange(len(raw)) + 1
+        return
+    parquet_file = open_parquet(path)
+    start = 0
+    for batch in parquet_file.iter_batches(batch_size=chunk_rows):
+        raw = batch.to_pandas(types_mapper=_nullable_dtype)
+        yield (raw.reset_index(drop=True),
+               np.arange(start, start + len(raw)) + 1)
+        start += len(raw)
+    if start == 0:
+        raw = parquet_file.schema_arrow.empty_table().to_pandas()
+        yield raw, np.zeros(0, np.int64)
+
+
+def open_parquet(path):
+    """Returns a `pyarrow.parquet.ParquetFile`, or says to install pyarrow."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise _needs_pyarrow(path) from e
+    return pq.ParquetFile(path)
+
+
+def _needs_pyarrow(path):
+    return ImportError(f"Reading {path} needs pyarrow: `pip install pyarrow`.")
+
+
+def _nullable_dtype(arrow_type):
+    # As pandas' dtype_backend="numpy_nullable", which `from_files` reads
+    # with: a null then shows as missing instead of turning ints to floats.
+    import pyarrow as pa
+
+    nullable = {
+        pa.bool_(): pd.BooleanDtype(),
+        pa.float32(): pd.Float32Dtype(),
+        pa.float64(): pd.Float64Dtype(),
+    }
+    for bits in (8, 16, 32, 64):
+        for kind in ("int", "uint"):
+            arrow = getattr(pa, f"{kind}{bits}")()
+            nullable[arrow] = pd.api.types.pandas_dtype(
+                f"{kind.capitalize()}{bits}".replace("Uint", "UInt")
+            )
+    return nullable.get(arrow_type)
+
+
+def shard_columns(path, fmt):
+    """The column names of one shard, read from its header or schema."""
+    if fmt == "parquet":
+        schema = open_parquet(path).schema_arrow
+        # Through pandas, so an index pandas stored is not a column.
+        return list(schema.empty_table().to_pandas().columns)
+    try:
+        return list(pd.read_csv(path, nrows=0, dtype=str).columns)
+    except pd.errors.EmptyDataError as e:
+        raise ValueError(f"{path} is empty: expected a header row") from e
+
+
+def _parse_csv_column(text, where, name):
+    stripped = text.str.strip()
+    values = pd.to_numeric(stripped, errors="coerce")
+    # "nan" parses (to NaN) and is reported with the other NaN checks.
+    bad = (values.isna() & (stripped.str.lower() != "nan")).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        cell = stripped.iloc[i]
+        if bad.all() and cell:
+            raise ValueError(_text_column_message(name, where(i), cell))
+        problem = "is empty" if cell == "" else f"is not a number: {cell!r}"
+        raise ValueError(
+            f"{where(i)}, column '{name}' {problem}{more_rows(bad)}"
+        )
+    return values.to_numpy(), values.dtype.kind in "iu"
+
+
+def _parse_parquet_column(column, where, name):
+    if not (pd.api.types.is_numeric_dtype(column)
+            or pd.api.types.is_bool_dtype(column)):
+        value = column.iloc[0] if len(column) else column.dtype
+        raise ValueError(_text_column_message(name, where(0), value))
+    missing = column.isna().to_numpy()
+    if missing.any():
+        i = int(np.argmax(missing))
+        raise ValueError(
+            f"{where(i)}, column '{name}' is empty (null){more_rows(missing)}"
+        )
+    integer = not pd.api.types.is_float_dtype(column)
+    return column.to_numpy("int64" if integer else "float64"), integer
+
+
+def _text_column_message(name, where, value):
+    return (
+        f"Column '{name}' holds text ({where}: {value!r}); tfkd reads "
+        "integer ids and numbers. Encode it as integer ids from 1, drop "
+        "it from the files, or pass a spec that leaves it out."
+    )
