@@ -133,16 +133,7 @@ def train_supervised(model, data, config, verbose=1):
         loss=loss,
         metrics=[_metric(task)],
     )
-    started = time.perf_counter()
-    history = model.fit(
-        data.train,
-        validation_data=data.val,
-        epochs=config.epochs,
-        callbacks=_callbacks(config, metric, mode),
-        verbose=_keras_verbose(verbose),
-        shuffle=False,  # data.train is shuffled by tf.data already
-    )
-    _report(verbose, model.name, history, metric, mode, started)
+    history = _fit(model, data, config, (metric, mode), verbose, model.name)
     return model, history
 
 
@@ -172,19 +163,26 @@ def train_distilled(teacher, student, data, config, verbose=1):
         alpha=config.alpha,
         temperature=config.temperature,
     )
+    label = (f"{student.name} (distilled, alpha={config.alpha}, "
+             f"T={config.temperature})")
+    history = _fit(distiller, data, config, (metric, mode), verbose, label)
+    return student, history
+
+
+def _fit(model, data, config, objective, verbose, label):
+    """The one `fit` call of the recipe, then its progress line."""
+    metric, mode = objective
     started = time.perf_counter()
-    history = distiller.fit(
+    history = model.fit(
         data.train,
         validation_data=data.val,
         epochs=config.epochs,
         callbacks=_callbacks(config, metric, mode),
         verbose=_keras_verbose(verbose),
-        shuffle=False,
+        shuffle=False,  # data.train is shuffled by tf.data already
     )
-    label = (f"{student.name} (distilled, alpha={config.alpha}, "
-             f"T={config.temperature})")
     _report(verbose, label, history, metric, mode, started)
-    return student, history
+    return history
 
 
 def _keras_verbose(verbose):

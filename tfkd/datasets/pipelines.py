@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tfkd.arguments import validate_positive_int
 from tfkd.datasets.feature_spec import FeatureSpec
 
 
@@ -83,7 +84,7 @@ def frame_to_dataset(
     model.fit(ds)
     ```
     """
-    validate_batch_size(batch_size)
+    validate_positive_int("batch_size", batch_size)
     features = features_from_frame(frame, spec)
     labels = frame[spec.label].to_numpy(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
@@ -92,22 +93,3 @@ def frame_to_dataset(
             max(len(frame), 1), seed=seed, reshuffle_each_iteration=True
         )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def validate_batch_size(batch_size):
-    """Raises unless `batch_size` is an int (Python or NumPy) >= 1.
-
-    Raises:
-        TypeError: if it is not an int.
-        ValueError: if it is < 1.
-    """
-    if isinstance(batch_size, bool) or not isinstance(
-        batch_size, (int, np.integer)
-    ):
-        raise TypeError(
-            f"`batch_size` must be an int. Received: batch_size={batch_size!r}"
-        )
-    if batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be >= 1. Received: batch_size={batch_size}"
-        )

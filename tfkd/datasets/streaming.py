@@ -8,6 +8,7 @@ import os
 import pandas as pd
 import tensorflow as tf
 
+from tfkd.arguments import validate_positive_int
 from tfkd.datasets import splits
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.file_readers import mix_blocks
@@ -15,7 +16,6 @@ from tfkd.datasets.file_readers import split_blocks
 from tfkd.datasets.file_scan import scan_files
 from tfkd.datasets.file_scan import shard_layouts
 from tfkd.datasets.movielens_data import MovieLensData
-from tfkd.datasets.pipelines import validate_batch_size
 from tfkd.datasets.row_checks import feature_kinds
 from tfkd.datasets.row_split import SPLIT_NAMES
 from tfkd.datasets.row_split import RowSplit
@@ -190,7 +190,7 @@ def stream_files(
 def _validate(val_fraction, test_fraction, batch_size, shuffle_buffer,
               chunk_rows, check, spec):
     splits.validate_fractions(val_fraction, test_fraction)
-    validate_batch_size(batch_size)
+    validate_positive_int("batch_size", batch_size)
     for name, value in (("shuffle_buffer", shuffle_buffer),
                         ("chunk_rows", chunk_rows)):
         if isinstance(value, bool) or not isinstance(value, int):

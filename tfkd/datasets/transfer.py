@@ -16,7 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfkd import teachers
-from tfkd.datasets import pipelines
+from tfkd.arguments import validate_positive_int
 from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.pipelines import features_from_frame
 
@@ -175,7 +175,7 @@ def with_transfer_set(
     distiller.fit(train, validation_data=data.val, epochs=5)
     ```
     """
-    pipelines.validate_batch_size(batch_size)
+    validate_positive_int("batch_size", batch_size)
     transfer = transfer_set(data, teacher, size, seed, sampling, logits_key)
     labelled = data.frames["train"]
     spec = data.spec
