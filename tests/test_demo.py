@@ -104,8 +104,11 @@ class TestBench:
             assert entry["bytes"] == os.path.getsize(
                 tmp_path / f"student_{name}.tflite"
             )
-            assert entry["latency_us_p50"] > 0
-            assert entry["latency_us_p50_100_candidates"] > 0
+            catalogue = f"latency_us_p50_catalogue_{len(synthetic.items)}_items"
+            for timed in (entry, entry["fixed_shape"]):
+                assert timed["latency_us_p50"] > 0
+                assert timed["latency_us_p50_100_candidates"] > 0
+                assert timed[catalogue] > 0
             assert entry["graph_bytes"] > 0
             assert (entry["constant_bytes"] + entry["graph_bytes"]
                     == entry["bytes"])

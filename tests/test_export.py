@@ -709,3 +709,23 @@ class TestInt8StudentPreset:
         )
         assert report.max_abs_diff < 0.05
         assert report.metric_before - report.metric_after < 0.003
+
+
+class TestFixedShapeCall:
+    """`LiteRTRunner.fixed_shape`: the app's way to call the file."""
+
+    def test_same_outputs_as_the_signature_runner(self, tmp_path):
+        model = build_tiny_recommender()
+        report = export.to_tflite(
+            model, str(tmp_path / "s.tflite"), latency_runs=5
+        )
+        runner = export.LiteRTRunner(report.path)
+        features = make_features(np.random.default_rng(3), 7)
+        call = runner.fixed_shape(features)
+        for _ in range(2):  # the tensors stay sized between calls
+            np.testing.assert_array_equal(
+                call()["output_0"], runner(features)["output_0"]
+            )
+        assert report.invoke_us_p50 > 0
+        with open(report.sidecar_path) as f:
+            assert json.load(f)["metrics"]["invoke_us_p50"] > 0

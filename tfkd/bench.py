@@ -110,6 +110,7 @@ def run_bench(
     _add_ratios(results)
     for name, entry in results.items():
         entry.update(latency[name])
+        entry["fixed_shape"] = latency[f"{name}_fixed_shape"]
     keras_entry = {
         "auc": keras_auc,
         "params": evaluation.count_params(student),
@@ -202,41 +203,63 @@ def _requests(data, size, seed=0):
     return features_from_frame(frame.iloc[rows], data.spec)
 
 
+def _catalogue(data):
+    """One test user against every item: what an app scores to rank all."""
+    user = data.frames["test"].iloc[0]
+    frame = data.items.assign(
+        **{name: user[name] for name in datasets.USER_FEATURES}
+    )
+    return features_from_frame(frame, data.spec)
+
+
 def _latencies(student, runners, data, rounds, runs):
-    """Median microseconds per call for batch 1 and batch 100.
+    """Median microseconds per call: 1 request, 100, the whole catalogue.
 
     `keras` is `model(x, training=False)`, eager, as a notebook calls it;
     `keras_tf_function` is the same call traced once by `tf.function`, the
     fastest way to serve the Keras model in Python. `predict` would add a
-    tf.data pipeline per call and flatter LiteRT.
+    tf.data pipeline per call and flatter LiteRT. Each `.tflite` file is
+    timed twice: through the signature runner (`<mode>`, which resizes
+    the tensors on every call) and as an app runs it
+    (`<mode>_fixed_shape`: tensors sized once, then set and invoke).
     """
-    shapes = {"single": _requests(data, 1), "candidates": _requests(
-        data, CANDIDATES)}
+    shapes = {
+        "single": _requests(data, 1),
+        "candidates": _requests(data, CANDIDATES),
+        "catalogue": _catalogue(data),
+    }
     traced = tf.function(lambda x: student(x, training=False),
                          reduce_retracing=True)
-    callers = {
-        "keras": lambda x: student(x, training=False),
-        "keras_tf_function": traced,
+    calls = {
+        "keras": {k: (lambda x=x: student(x, training=False))
+                  for k, x in shapes.items()},
+        "keras_tf_function": {k: (lambda x=x: traced(x))
+                              for k, x in shapes.items()},
     }
-    prepared = {}
     for name, runner in runners.items():
-        callers[name] = runner
-        prepared[name] = {k: runner.prepare(v) for k, v in shapes.items()}
-    timings = {name: {k: [] for k in shapes} for name in callers}
+        prepared = {k: runner.prepare(v) for k, v in shapes.items()}
+        calls[name] = {k: (lambda x=x, r=runner: r(x))
+                       for k, x in prepared.items()}
+        calls[f"{name}_fixed_shape"] = {
+            k: runner.fixed_shape(x) for k, x in shapes.items()
+        }
+    timings = {name: {k: [] for k in shapes} for name in calls}
     for _ in range(rounds):
-        for name, call in callers.items():
-            for kind, features in shapes.items():
-                x = prepared[name][kind] if name in prepared else features
-                call(x)  # warm-up outside the timed loop
+        for name, by_shape in calls.items():
+            for kind, call in by_shape.items():
+                call()  # warm-up outside the timed loop
                 for _ in range(runs):
                     start = time.perf_counter_ns()
-                    call(x)
+                    call()
                     timings[name][kind].append(time.perf_counter_ns() - start)
     return {
         name: {
             "latency_us_p50": float(np.median(t["single"]) / 1e3),
             f"latency_us_p50_{CANDIDATES}_candidates": float(
                 np.median(t["candidates"]) / 1e3
+            ),
+            f"latency_us_p50_catalogue_{len(data.items)}_items": float(
+                np.median(t["catalogue"]) / 1e3
             ),
         }
         for name, t in timings.items()

@@ -20,7 +20,13 @@ class ExportReport:
         metric_before: float or None. The Keras model's metric.
         metric_after: float or None. The LiteRT model's metric.
         latency_us_p50: float. Median single-request (batch 1) LiteRT
-            invoke time in microseconds, one thread, on this machine.
+            call through the signature runner, which resizes and
+            re-allocates the tensors on every call (what Python code that
+            calls `LiteRTRunner` pays).
+        invoke_us_p50: float or None. Median single request the way an
+            app runs it: tensors sized once, then set and `invoke` only
+            (`LiteRTRunner.fixed_shape`). Both in microseconds, one
+            thread, on this machine.
         sidecar_path: str. The JSON sidecar written beside the model.
         output_kind: str. `"logit"`, `"probability"` or `"rating"`: what
             the output is, as recorded in the sidecar.
@@ -48,6 +54,7 @@ class ExportReport:
     sidecar_path: str
     output_kind: str = "logit"
     unknown_ids: dict | None = None
+    invoke_us_p50: float | None = None
 
     def to_dict(self):
         """Returns the report as a JSON-serializable dict."""

@@ -228,6 +228,7 @@ def _write_checked(path, model_bytes, user_model, checks):
         min_recall=checks["min_recall"],
         max_score_abs_diff=measured["max_score_abs_diff"],
         latency_us_p50=measured["latency_us_p50"],
+        invoke_us_p50=measured["invoke_us_p50"],
         sidecar_path=side_path,
     )
 
@@ -347,6 +348,7 @@ def _verify(runner, user_model, checks):
             np.max(np.abs(keras_top - lite[SCORES_OUTPUT]))
         ),
         "latency_us_p50": runner.latency_us_p50(first, checks["latency_runs"]),
+        "invoke_us_p50": runner.invoke_us_p50(first, checks["latency_runs"]),
     }
 
 

@@ -21,7 +21,11 @@ class RetrievalExportReport:
         min_recall: float. The recall that was required.
         max_score_abs_diff: float. Largest |LiteRT - Keras| top-K score,
             rank by rank.
-        latency_us_p50: float. Median batch-1 invoke time (one thread).
+        latency_us_p50: float. Median batch-1 call through the signature
+            runner (resizes the tensors every call; one thread).
+        invoke_us_p50: float or None. Median batch-1 call as an app makes
+            it: tensors sized once, then set and invoke
+            (`LiteRTRunner.fixed_shape`).
         sidecar_path: str. The JSON sidecar written beside the model.
 
     Example:
@@ -43,6 +47,7 @@ class RetrievalExportReport:
     max_score_abs_diff: float
     latency_us_p50: float
     sidecar_path: str
+    invoke_us_p50: float | None = None
 
     def to_dict(self):
         """Returns the report as a JSON-serializable dict."""

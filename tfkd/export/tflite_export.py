@@ -313,6 +313,7 @@ def write_checked(reference, path, model_bytes, batches, options,
         metric_before=measured["metric_before"],
         metric_after=measured["metric_after"],
         latency_us_p50=measured["latency_us_p50"],
+        invoke_us_p50=measured["invoke_us_p50"],
         sidecar_path=side_path,
         output_kind=options["output_kind"],
         unknown_ids=options["unknown_ids"],
@@ -352,4 +353,5 @@ def _verify(runner, model, batches, options):
         result["metric_after"] = metric_fn(labels, lite_out)
     first = {name: batches[0][0][name][:1] for name in runner.input_names}
     result["latency_us_p50"] = runner.latency_us_p50(first, latency_runs)
+    result["invoke_us_p50"] = runner.invoke_us_p50(first, latency_runs)
     return result
