@@ -13,7 +13,8 @@ import tfkd
 
 PUBLIC = {
     "tfkd": [
-        "Distiller", "callbacks", "datasets", "evaluation", "export",
+        "Distiller", "RetrievalDistiller", "callbacks", "datasets",
+        "evaluation", "export",
         "losses", "models", "teachers", "__version__",
     ],
     "tfkd.callbacks": [

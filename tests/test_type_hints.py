@@ -23,12 +23,6 @@ PACKAGES = (
     "tfkd.models",
     "tfkd.teachers",
 )
-# Public functions whose hints are still to come. The lead annotates these
-# two and then deletes their entries (`test_allow_list_is_not_stale` fails
-# as soon as one of them is fully annotated).
-NOT_YET_ANNOTATED = {
-    "tfkd.models.two_tower",  # models/two_tower.py
-}
 # Public methods that users call with arguments of their own.
 PUBLIC_METHODS = (
     ("tfkd.teachers.Ensemble.__init__", tfkd.teachers.Ensemble.__init__),
@@ -98,7 +92,6 @@ def test_public_functions_are_found():
         "tfkd.teachers.cache_logits",
     ):
         assert expected in names
-    assert NOT_YET_ANNOTATED <= names, NOT_YET_ANNOTATED - names
 
 
 @pytest.mark.parametrize(
@@ -106,25 +99,11 @@ def test_public_functions_are_found():
     [
         pytest.param(name, function, id=name)
         for name, function in public_functions() + list(PUBLIC_METHODS)
-        if name not in NOT_YET_ANNOTATED
     ],
 )
 def test_public_function_is_fully_annotated(name, function):
     missing = missing_annotations(function)
     assert not missing, f"{name} lacks type hints for: {missing}"
-
-
-def test_allow_list_is_not_stale():
-    functions = dict(public_functions())
-    annotated = [
-        name
-        for name in sorted(NOT_YET_ANNOTATED)
-        if not missing_annotations(functions[name])
-    ]
-    assert not annotated, (
-        f"{annotated} are fully annotated now: delete them from "
-        "NOT_YET_ANNOTATED in tests/test_type_hints.py"
-    )
 
 
 def test_mypy_is_clean():

@@ -25,7 +25,10 @@ _SUBMODULES = (
     "models",
     "teachers",
 )
-_ATTRIBUTES = {"Distiller": "tfkd.distiller"}
+_ATTRIBUTES = {
+    "Distiller": "tfkd.distiller",
+    "RetrievalDistiller": "tfkd.retrieval_distiller",
+}
 # Importing these registers `tfkd>...` classes, so that `import tfkd` is
 # enough to load a saved Distiller or student, as it was before the
 # imports became lazy.
@@ -34,10 +37,11 @@ _KERAS_OBJECT_MODULES = (
     "tfkd.callbacks",
     "tfkd.models",
     "tfkd.distiller",
+    "tfkd.retrieval_distiller",
     "tfkd.teachers",
 )
 
-__all__ = ["Distiller", *_SUBMODULES, "__version__"]
+__all__ = ["Distiller", "RetrievalDistiller", *_SUBMODULES, "__version__"]
 
 
 def __getattr__(name):

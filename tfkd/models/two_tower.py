@@ -103,10 +103,19 @@ class TwoTowerModel(keras.Model):
         self.built = True
 
     def call(self, inputs, training=False):
-        users, items = self._embed(inputs, training=training)
+        users, items = self.embed(inputs, training=training)
         return ops.sum(users * items, axis=-1, keepdims=True)
 
-    def _embed(self, features, training=False):
+    def embed(self, features, training=False):
+        """Both towers' outputs on a batch of (user, item) rows.
+
+        Args:
+            features: dict with the inputs of both towers, `B` rows.
+            training: bool. Passed to the towers. Defaults to `False`.
+
+        Returns:
+            `(users, items)`: two `(B, d)` L2-normalised embeddings.
+        """
         user_inputs = _select(features, self.user_model)
         item_inputs = _select(features, self.item_model)
         return (
@@ -150,9 +159,23 @@ class TwoTowerModel(keras.Model):
         probabilities = (counts + 1.0) / (counts + 1.0).sum()
         self.item_log_probability.assign(np.log(probabilities))
 
-    def in_batch_loss(self, features, training=False):
-        """Mean in-batch softmax loss of a batch of positive pairs."""
-        users, items = self._embed(features, training=training)
+    def in_batch_loss(self, features, training=False, embeddings=None):
+        """Mean in-batch softmax loss of a batch of positive pairs.
+
+        Args:
+            features: dict with both towers' inputs and `item_id`.
+            training: bool. Passed to the towers. Defaults to `False`.
+            embeddings: `(users, items)` from `embed(features)`, or None
+                to compute them; a caller that also needs the embeddings
+                (e.g. `tfkd.RetrievalDistiller`) runs the towers once.
+                Defaults to `None`.
+
+        Returns:
+            Scalar loss, logQ correction included when it is set.
+        """
+        if embeddings is None:
+            embeddings = self.embed(features, training=training)
+        users, items = embeddings
         logits = ops.matmul(users, ops.transpose(items)) / self.temperature
         batch_size = ops.shape(logits)[0]
         labels = ops.eye(batch_size, dtype=logits.dtype)
@@ -242,13 +265,13 @@ def _tower(spec, names, embedding_dim, hidden, name):
 
 
 def two_tower(
-    spec,
-    embedding_dim=32,
-    hidden=(64,),
-    temperature=0.1,
-    item_counts=None,
-    name=None,
-):
+    spec: FeatureSpec,
+    embedding_dim: int = 32,
+    hidden: tuple[int, ...] | list[int] = (64,),
+    temperature: float = 0.1,
+    item_counts: np.ndarray | list[float] | None = None,
+    name: str | None = None,
+) -> TwoTowerModel:
     """Builds a `TwoTowerModel` over the MovieLens user and item features.
 
     The user tower reads `user_id`, `age_bucket`, `gender`, `occupation`;
