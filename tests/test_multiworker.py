@@ -28,7 +28,10 @@ def _load(path):
 
 
 @pytest.mark.slow
-def test_two_workers_match_single_process(tmp_path):
+@pytest.mark.parametrize("mode", ["live", "cached"])
+def test_two_workers_match_single_process(tmp_path, mode):
+    # `cached`: two workers distil from cached teacher logits and end where
+    # one process distilling from the live teacher ends.
     workers = [f"127.0.0.1:{p}" for p in loopback.free_ports(2)]
     procs = []
     for index in range(2):
@@ -38,7 +41,8 @@ def test_two_workers_match_single_process(tmp_path):
         }
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(WORKER), str(tmp_path / f"w{index}.npz")],
+                [sys.executable, str(WORKER), str(tmp_path / f"w{index}.npz"),
+                 mode],
                 env=_env(config),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
