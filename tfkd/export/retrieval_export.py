@@ -18,20 +18,17 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from tfkd import model_utils
-from tfkd import temp_files
 from tfkd.arguments import validate_positive_int
 from tfkd.export import atomic_write
 from tfkd.export import id_mapping
 from tfkd.export import litert_checks
 from tfkd.export import retrieval_inputs
+from tfkd.export import retrieval_table
 from tfkd.export import sidecar
-from tfkd.export.converter_utils import SIGNATURE_KEY
-from tfkd.export.converter_utils import float32_compute
-from tfkd.export.converter_utils import strip_tensor_names
 from tfkd.export.litert_runner import LiteRTRunner
+from tfkd.export.retrieval_convert import convert_retrieval
 from tfkd.export.retrieval_report import RetrievalExportReport
 from tfkd.export.retrieval_report import RetrievalMismatchError
 from tfkd.export.retrieval_report import recall_at_k
@@ -49,15 +46,23 @@ __all__ = [
 ]
 
 IDS_OUTPUT, SCORES_OUTPUT = RETRIEVAL_OUTPUT_KINDS
-# No full int8: a retrieval export takes no calibration data.
+# No full int8: a retrieval export takes no calibration data. The
+# `*_table` modes store only the item table narrow (`retrieval_table`).
 QUANTIZATION_MODES = tuple(
     mode for mode in sidecar.QUANTIZATION_MODES if mode != "int8"
-)
+) + tuple(retrieval_table.TABLE_DTYPES)
 # Recall of the Keras top-K in the LiteRT top-K required by default. Float32
 # differs from Keras only by summation order; the quantized modes perturb
 # the scores, so near-ties at rank K swap (measured on the synthetic
-# two-tower, 300 items, K=10: float16 0.9945, dynamic 0.9415).
-DEFAULT_MIN_RECALL = {None: 0.99, "float16": 0.95, "dynamic": 0.8}
+# two-tower, 300 items, K=10: float16 0.9945, dynamic 0.9415; 2K / 100K
+# items, d=8 / 16 / 32: int16_table 1.0, int8_table 0.72 / 0.76 / 0.84).
+DEFAULT_MIN_RECALL = {
+    None: 0.99,
+    "float16": 0.95,
+    "dynamic": 0.8,
+    "int16_table": 0.99,
+    "int8_table": 0.6,
+}
 # Keras scores this close to the K-th best are ties: either item is a
 # correct K-th answer.
 TIE_ATOL = 1e-5
@@ -110,8 +115,12 @@ def to_tflite_retrieval(
         path: str or os.PathLike. Destination ending in `.tflite`.
         k: int. Items returned per user, 1 <= k <= candidates. Defaults
             to `10`.
-        quantization: None (float32), `"dynamic"` (int8 weights) or
-            `"float16"`. Defaults to `None`.
+        quantization: None (float32), `"dynamic"` (int8 weights),
+            `"float16"` (every weight), or a mode that stores only the
+            item table as integers with one scale and scores in float32:
+            `"int16_table"` (2 bytes a weight; the top-K of float32) or
+            `"int8_table"` (1 byte; coarse). See
+            `tfkd.export.retrieval_table`. Defaults to `None`.
         users: pandas DataFrame, dict of arrays, or None. Users to check
             (the user tower's inputs). None draws
             `DEFAULT_NUM_CHECK_USERS` random ids within each input's
@@ -178,7 +187,7 @@ def to_tflite_retrieval(
             mapped,
         ),
     }
-    model_bytes = _convert(
+    model_bytes = convert_retrieval(
         export_user_model, checks["item_embeddings"], checks["item_ids"], k,
         quantization,
     )
@@ -267,50 +276,6 @@ def _validate_options(k, quantization, min_recall, latency_runs):
             "Expected `min_recall` in [0, 1] or None. "
             f"Received: min_recall={min_recall!r}"
         )
-
-
-def _convert(user_model, item_embeddings, item_ids, k, quantization):
-    embeddings = tf.constant(item_embeddings)
-    ids = tf.constant(item_ids)
-    specs = {
-        name: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=name)
-        for name, t in zip(
-            model_utils.input_names(user_model),
-            retrieval_inputs.declared_tensors(user_model),
-            strict=True,
-        )
-    }
-
-    def serve(features):
-        inputs = model_utils.select_inputs(user_model, features, "user tower")
-        users = tf.cast(user_model(inputs, training=False), tf.float32)
-        scores = tf.matmul(users, embeddings, transpose_b=True)
-        top_scores, top_rows = tf.math.top_k(scores, k=k)
-        return {
-            IDS_OUTPUT: tf.gather(ids, top_rows),
-            SCORES_OUTPUT: top_scores,
-        }
-
-    # An ExportArchive (not a bare tf.Module) so the Keras variables are
-    # frozen into constants; a tf.Module kept them as VAR_HANDLE ops that
-    # LiteRT leaves uninitialised (NaN scores).
-    archive = keras.export.ExportArchive()
-    archive.track(user_model)
-    with temp_files.owned_temp_dir("tfkd_retrieval_") as saved_dir:
-        # The endpoint is traced when written out, so both run with the
-        # mixed-precision layers computing in float32.
-        with float32_compute(user_model):
-            archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=[specs])
-            archive.write_out(saved_dir, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(
-            saved_dir, signature_keys=[SIGNATURE_KEY]
-        )
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantization is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantization == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        return strip_tensor_names(converter.convert())
 
 
 def _verify(runner, user_model, checks):

@@ -12,7 +12,8 @@ class RetrievalExportReport:
     Args:
         path: str. The `.tflite` file written.
         bytes: int. Its size.
-        quantization: str. `"none"`, `"dynamic"` or `"float16"`.
+        quantization: str. `"none"`, `"dynamic"`, `"float16"`,
+            `"int16_table"` or `"int8_table"`.
         k: int. Items returned per user.
         num_candidates: int. Items baked into the model.
         num_users_checked: int. Users scored by both Keras and LiteRT.
