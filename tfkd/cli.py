@@ -7,6 +7,7 @@ import os
 import sys
 
 from tfkd import _native_logs
+from tfkd import cli_bench
 from tfkd import cli_data
 from tfkd.cli_data import CommandError
 from tfkd.distiller_validation import MIN_TEMPERATURE
@@ -135,45 +136,6 @@ def _to_tflite(export, model, data, spec, quantization, args):
     )
 
 
-def _bench(args):
-    if args.scale:
-        raise CommandError(
-            "--scale takes its own flags: put it first, "
-            "`tfkd bench --scale [--rows N ...]`."
-        )
-    if args.speed:
-        return _bench_speed(args)
-    from tfkd import bench
-
-    student, teacher, data = bench.load_or_train(
-        args.model, epochs=args.epochs
-    )
-    if args.qat and teacher is None:
-        raise SystemExit(
-            f"tfkd bench --qat distills from the teacher, and {args.model} "
-            "holds a bare student: pass a saved Distiller (.keras) to "
-            "--model, or leave --model out to train both."
-        )
-    report = bench.run_bench(
-        student, data, teacher=teacher, workdir=args.workdir,
-        rounds=args.rounds, compression=args.qat,
-    )
-    bench.write_json(report, args.json)
-    return 0
-
-
-def _bench_speed(args):
-    from tfkd import speed_bench
-
-    if args.model or args.qat:
-        raise CommandError(
-            "--speed times training on fresh models (the demo's teacher "
-            "and student); --model and --qat do not apply to it. Drop "
-            "them, or drop --speed for the export bench."
-        )
-    return speed_bench.run_from_args(args)
-
-
 def build_parser():
     """The argument parser of the `tfkd` command.
 
@@ -185,7 +147,7 @@ def build_parser():
         description="Knowledge distillation for Keras recommenders.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo, _add_distill, _add_export, _add_bench):
+    for add in (_add_demo, _add_distill, _add_export, cli_bench.add_bench):
         add(sub)
     return parser
 
@@ -241,32 +203,6 @@ def _add_export(sub):
                      "for out-of-range ids (default: every integer input)")
     _data_arguments(exp)
     exp.set_defaults(run=_export)
-
-
-def _add_bench(sub):
-    from tfkd import speed_bench
-
-    bench = sub.add_parser("bench", help="sizes, AUC and latency as JSON")
-    bench.add_argument("--model", help="a .keras Distiller (or bare "
-                       "student); a pair is trained quickly when omitted")
-    bench.add_argument("--json", default="-",
-                       help="output file (default: stdout)")
-    bench.add_argument("--workdir", help="folder for the .tflite files")
-    bench.add_argument("--rounds", type=int, default=5)
-    bench.add_argument("--epochs", type=int, default=2)
-    bench.add_argument("--qat", action="store_true",
-                       help="also quantization-aware training and 50%% "
-                       "pruning (needs the teacher: no bare --model)")
-    bench.add_argument("--scale", action="store_true",
-                       help="training from sharded files as rows grow: "
-                       "seconds, examples/s, peak RSS; first flag, with "
-                       "its own (tfkd bench --scale --help)")
-    bench.add_argument("--speed", action="store_true",
-                       help="training throughput instead: student alone, "
-                       "tfkd and Keras distillers, teacher forward "
-                       "(docs/BENCHMARKS.md)")
-    speed_bench.add_arguments(bench)
-    bench.set_defaults(run=_bench)
 
 
 def _names(text):
@@ -343,12 +279,9 @@ def main(argv=None):
         `TFKD_DEBUG=1` to raise with the traceback instead).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:2] == ["bench", "--scale"]:
-        # Its own flags (--rows 1000000 10000000, --format, ...), which
-        # would clash with --speed's.
-        from tfkd import scale_bench
-
-        return _run("bench", lambda: scale_bench.main(argv[2:]))
+    standalone = cli_bench.standalone_main(argv)
+    if standalone is not None:
+        return _run("bench", lambda: standalone(argv[2:]))
     args = build_parser().parse_args(argv)
     return _run(args.command, lambda: args.run(args))
 
