@@ -17,6 +17,12 @@ STANDALONE = {
         "peak RSS",
         "--rows N ...",
     ),
+    "--quality": (
+        "tfkd.quality_bench",
+        "CTR ablation over seeds: teachers, ensemble, scratch and "
+        "distilled students, test AUC and gap recovery",
+        "--seeds N ...",
+    ),
     "--retrieval": (
         "tfkd.retrieval_bench",
         "on-device top-K over a synthetic 100K-item catalogue: bytes, "

@@ -1,0 +1,327 @@
+"""How close a distilled student gets to its teachers: `tfkd bench --quality`.
+
+The CTR ablation of issue 13 on one fixed split (MovieLens-100K, seed 42):
+for every model seed, an ensemble of DCN-v2 teachers
+(`tfkd.models.teacher`), a student from scratch (`tfkd.models.student`),
+and students distilled by each recipe, all from that seed's initial
+weights and all trained by `tfkd.recipes` (Adam, early stopping on
+validation AUC that restores the best epoch). The report gives each
+row's test AUC as mean and sample standard deviation over the seeds, and
+the share of the scratch-to-ensemble gap the default student recovers:
+
+```
+gap_recovery = (AUC_distilled - AUC_scratch) / (AUC_ensemble - AUC_scratch)
+```
+"""
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+
+from tfkd import bench_utils
+
+if TYPE_CHECKING:
+    # Imported lazily at run time: `--help` answers without TensorFlow.
+    from tfkd.datasets.movielens_data import MovieLensData
+    from tfkd.recipes import Recipe
+
+SPLIT_SEED = 42
+DEFAULT_SEEDS = (0, 1, 2)
+MAIN_ROWS = ("teacher", "teacher_ensemble", "student_scratch",
+             "student_distilled")
+
+
+def run_quality_bench(
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    ensemble_size: int = 5,
+    recipe: "Recipe | None" = None,
+    data: "MovieLensData | None" = None,
+    transfer_size: float = 5.0,
+    json_path: str | None = None,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Trains the teachers and students of every seed and summarises them.
+
+    Per model seed: `ensemble_size` teachers (member 0 is the single
+    teacher), their `tfkd.teachers.Ensemble`, a scratch student, and these
+    students, each from the scratch student's initial weights:
+    `student_distilled` (KD from the live ensemble with the recipe's alpha
+    and T) and the `variants` `kd_single_teacher`,
+    `kd_ensemble_cached_logits` (the same as `student_distilled` with the
+    ensemble's logits cached once by `tfkd.teachers.cache_logits`: same
+    batches, same order), `kd_ensemble_alpha_0.3` and
+    `kd_ensemble_transfer_set` (`tfkd.datasets.with_transfer_set`, logits
+    cached). Each row reports its validation AUC too, so a recipe can be
+    chosen without looking at the test split.
+
+    Args:
+        seeds: sequence of int. Model seeds; the split stays fixed.
+            Defaults to `(0, 1, 2)`.
+        ensemble_size: int >= 1. Teachers per seed. Defaults to `5`.
+        recipe: `tfkd.recipes.Recipe` or None. Defaults to `Recipe()`.
+        data: `MovieLensData` of the ctr task with user and item tables,
+            or None for MovieLens-100K split with seed 42. Defaults to
+            `None`.
+        transfer_size: float > 0. Transfer rows per training row.
+            Defaults to `5.0`.
+        json_path: str or None. Also write the report here (`"-"`
+            prints it). Defaults to `None`.
+        verbose: int. 0 silent; 1 one line per model on stderr. Defaults
+            to `1`.
+
+    Returns:
+        dict with `teacher`, `teacher_ensemble`, `student_scratch`,
+        `student_distilled` (each: `auc_mean`, `auc_std`, `auc_per_seed`,
+        `val_auc_mean`, `val_auc_per_seed`, `params`, `seeds`, ...),
+        `variants` (name to the same), `gap_recovery` (`mean`, `std`,
+        `per_seed`), `size_ratio`, `settings` and `wall_seconds`.
+
+    Raises:
+        TypeError, ValueError: on seeds that are not a non-empty list of
+            distinct ints, an `ensemble_size` that is not an int >= 1, or
+            data that is not a ctr task.
+
+    Example:
+
+    ```python
+    report = run_quality_bench(seeds=[0], ensemble_size=2)
+    report["gap_recovery"]["mean"]
+    ```
+    """
+    from tfkd import quality_rows
+    from tfkd import recipes
+
+    seed_list = _validate(seeds, ensemble_size)
+    recipe = recipes.Recipe() if recipe is None else recipe
+    data = _load(data, recipe)
+    started = time.perf_counter()
+    runs = [quality_rows.run_seed(data, recipe, seed, ensemble_size,
+                                  transfer_size, verbose)
+            for seed in seed_list]
+    report = summarise(runs, seed_list)
+    report["settings"] = {
+        "seeds": seed_list,
+        "ensemble_size": ensemble_size,
+        "transfer_size": transfer_size,
+        "recipe": dataclasses.asdict(recipe),
+        "data": f"{data.spec.task}, {len(data.frames['train'])} train / "
+                f"{len(data.frames['val'])} val / "
+                f"{len(data.frames['test'])} test rows",
+        "versions": bench_utils.package_versions(["tensorflow", "keras"]),
+    }
+    report["wall_seconds"] = time.perf_counter() - started
+    if json_path is not None:
+        bench_utils.write_json(report, json_path)
+    return report
+
+
+def summarise(runs: list[dict[str, dict]], seeds: list[int]) -> dict:
+    """The report from the rows of each seed (`quality_rows.run_seed`).
+
+    Args:
+        runs: list of dict, one per seed: row name to `auc`, `val_auc`,
+            `params`, `epochs`, `seconds`, `recipe`.
+        seeds: list of int. The seed of each run.
+
+    Returns:
+        dict: the main rows, `variants`, `gap_recovery` and `size_ratio`.
+
+    Example:
+
+    ```python
+    summarise([{"teacher": {"auc": 0.86, ...}, ...}], [0])
+    ```
+    """
+    rows = {name: _row([run[name] for run in runs], seeds)
+            for name in runs[0]}
+    report: dict[str, Any] = {name: rows.pop(name) for name in MAIN_ROWS}
+    report["variants"] = rows
+    per_seed = [
+        _recovery(run["student_distilled"]["auc"],
+                  run["student_scratch"]["auc"],
+                  run["teacher_ensemble"]["auc"])
+        for run in runs
+    ]
+    report["gap_recovery"] = {
+        "mean": _mean(per_seed),
+        "std": _std(per_seed),
+        "per_seed": per_seed,
+    }
+    report["size_ratio"] = (report["student_distilled"]["params"]
+                            / report["teacher"]["params"])
+    return report
+
+
+def _row(results, seeds):
+    aucs = [float(r["auc"]) for r in results]
+    vals = [float(r["val_auc"]) for r in results]
+    return {
+        "auc_mean": _mean(aucs),
+        "auc_std": _std(aucs),
+        "auc_per_seed": aucs,
+        "val_auc_mean": _mean(vals),
+        "val_auc_per_seed": vals,
+        "params": int(results[0]["params"]),
+        "seeds": list(seeds),
+        "epochs_per_seed": [int(r["epochs"]) for r in results],
+        "best_epoch_per_seed": [int(r["best_epoch"]) for r in results],
+        "seconds_per_seed": [float(r["seconds"]) for r in results],
+        "recipe": results[0]["recipe"],
+    }
+
+
+def _recovery(distilled, scratch, ensemble):
+    gap = ensemble - scratch
+    # No gap to recover (the ensemble ties the scratch student): the ratio
+    # is undefined, and JSON has no NaN.
+    return None if gap == 0 else (distilled - scratch) / gap
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _std(values):
+    # Sample standard deviation, as `tools/seed_table.py`; 0 for one seed.
+    values = [v for v in values if v is not None]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _validate(seeds, ensemble_size):
+    if isinstance(seeds, int) or not isinstance(seeds, Sequence):
+        raise TypeError(
+            "`seeds` must be a list of ints, e.g. [0, 1, 2]. "
+            f"Received: seeds={seeds!r}"
+        )
+    seeds = list(seeds)
+    if (not seeds or len(set(seeds)) != len(seeds) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0
+            for s in seeds)):
+        raise ValueError(
+            "`seeds` must be a non-empty list of distinct ints >= 0. "
+            f"Received: seeds={seeds!r}"
+        )
+    if (isinstance(ensemble_size, bool) or not isinstance(ensemble_size, int)
+            or ensemble_size < 1):
+        raise ValueError(
+            "`ensemble_size` must be an int >= 1 (teachers per seed). "
+            f"Received: ensemble_size={ensemble_size!r}"
+        )
+    return seeds
+
+
+def _load(data, recipe):
+    from tfkd import datasets
+
+    if data is None:
+        return datasets.movielens_100k(task="ctr", seed=SPLIT_SEED,
+                                       batch_size=recipe.batch_size)
+    task = getattr(getattr(data, "spec", None), "task", None)
+    if task != "ctr":
+        raise ValueError(
+            "The quality bench compares test AUCs: pass ctr data, e.g. "
+            "`tfkd.datasets.movielens_100k(task='ctr')`. "
+            f"Received: data with task={task!r}"
+        )
+    return data
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as a Markdown table: one line per row, mean ± sd.
+
+    Args:
+        report: dict from `run_quality_bench`.
+
+    Returns:
+        str.
+
+    Example:
+
+    ```python
+    print(table(run_quality_bench(seeds=[0])))
+    ```
+    """
+    lines = ["| row | params | test AUC | val AUC | recipe |",
+             "|---|---|---|---|---|"]
+    rows = {name: report[name] for name in MAIN_ROWS}
+    rows.update(report["variants"])
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | {row['params']:,} | {row['auc_mean']:.4f} ± "
+            f"{row['auc_std']:.4f} | {row['val_auc_mean']:.4f} | "
+            f"{row['recipe']} |"
+        )
+    gap = report["gap_recovery"]
+    mean = "n/a" if gap["mean"] is None else f"{gap['mean']:.2f}"
+    lines.append(f"\ngap recovery {mean} ± {gap['std']:.2f} (per seed "
+                 f"{_fmt(gap['per_seed'])}), size ratio "
+                 f"{report['size_ratio']:.3f}")
+    return "\n".join(lines)
+
+
+def _fmt(values):
+    return ", ".join("n/a" if v is None or not math.isfinite(v)
+                     else f"{v:.2f}" for v in values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tfkd.quality_bench` (`tfkd bench --quality`).
+
+    Writes the JSON report to `--json` (stdout by default) and a Markdown
+    table to stderr.
+
+    Args:
+        argv: list of str or None. Defaults to `sys.argv[1:]`.
+
+    Returns:
+        int: the exit status, 0.
+
+    Example:
+
+    ```python
+    main(["--seeds", "0", "--ensemble-size", "2", "--json", "q.json"])
+    ```
+    """
+    from tfkd import recipes
+
+    parser = argparse.ArgumentParser(
+        prog="tfkd bench --quality",
+        description="CTR ablation on MovieLens-100K: teachers, ensemble, "
+        "scratch and distilled students over seeds; test AUC mean ± sd "
+        "and gap recovery as JSON.",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        default=list(DEFAULT_SEEDS))
+    parser.add_argument("--ensemble-size", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="maximum epochs per model (default: the "
+                        f"recipe's {recipes.Recipe.epochs})")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early-stopping patience of every model "
+                        f"(default: the recipe's {recipes.Recipe.patience})")
+    parser.add_argument("--transfer-size", type=float, default=5.0)
+    parser.add_argument("--json", default="-",
+                        help="output file (default: stdout)")
+    args = parser.parse_args(argv)
+    report = run_quality_bench(
+        seeds=args.seeds,
+        ensemble_size=args.ensemble_size,
+        recipe=recipes.Recipe().replace(epochs=args.epochs,
+                                        patience=args.patience),
+        transfer_size=args.transfer_size,
+        json_path=args.json,
+    )
+    print(table(report), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

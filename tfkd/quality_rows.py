@@ -1,0 +1,252 @@
+"""One seed of `tfkd bench --quality`: the teachers and every student row.
+
+`run_seed` trains the teacher ensemble of one model seed and then each
+student recipe from that seed; `tfkd.quality_bench` runs it for every
+seed and summarises. Each row returns its test and validation AUC,
+parameters, epochs and seconds.
+"""
+
+import dataclasses
+import sys
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfkd import _native_logs
+from tfkd import evaluation
+from tfkd import models
+from tfkd import recipes
+from tfkd import teachers
+from tfkd.datasets import transfer
+from tfkd.datasets.movielens_data import MovieLensData
+from tfkd.datasets.pipelines import features_from_frame
+
+# Member k of the ensemble of model seed s starts from seed
+# s * MEMBER_SEED_STRIDE + k: member 0 (the single teacher) gets s itself,
+# as in `tools/seed_table.py`, and no two members of seeds 0..999 share one.
+MEMBER_SEED_STRIDE = 1000
+LOGITS_KEY = teachers.DEFAULT_LOGITS_KEY
+# The ensemble recipe the issue measured outside tfkd (alpha .3, T 2): run
+# next to the Recipe's own alpha so the default is chosen on validation.
+ALT_ALPHA = 0.3
+
+
+def run_seed(
+    data: MovieLensData,
+    recipe: recipes.Recipe,
+    seed: int,
+    ensemble_size: int,
+    transfer_size: float,
+    verbose: int = 1,
+) -> dict[str, dict[str, Any]]:
+    """Trains the teachers of one model seed and every student row.
+
+    Args:
+        data: `MovieLensData` of a ctr task, with user and item tables.
+        recipe: `Recipe`. Training settings shared by every model.
+        seed: int. The model seed.
+        ensemble_size: int >= 1. Teachers in the ensemble.
+        transfer_size: float > 0. Transfer rows per training row.
+        verbose: int. 0 silent, else one line per model on stderr.
+
+    Returns:
+        dict of row name to a dict with `auc`, `val_auc`, `params`,
+        `epochs`, `best_epoch`, `seconds` and `recipe` (a short
+        description).
+
+    Example:
+
+    ```python
+    rows = run_seed(data, tfkd.recipes.Recipe(), 0, 5, 5.0)
+    rows["student_distilled"]["auc"]
+    ```
+    """
+    log = _Log(seed, verbose)
+    members, rows = _teachers(data, recipe, seed, ensemble_size, log)
+    ensemble = teachers.Ensemble(members)
+    rows["teacher"] = rows.pop("member_0")
+    rows["teacher_ensemble"] = _ensemble_row(ensemble, data, rows)
+    log("teacher ensemble", rows["teacher_ensemble"])
+    for name in [n for n in rows if n.startswith("member_")]:
+        del rows[name]
+    # The ensemble scores train and val once; the live and the cached rows
+    # read the same arrays, so only the teacher differs between them.
+    with _native_logs.native_logs_filtered():
+        columns = {name: teachers.cache_logits(
+            ensemble, features_from_frame(data.frames[name], data.spec))
+            for name in ("train", "val")}
+    plans = _plans(recipe, ensemble, members[0], transfer_size)
+    for name, description, teacher, config, source in plans:
+        train_data = _train_data(data, columns, source, seed, config,
+                                 ensemble, transfer_size)
+        rows[name] = _student_row(name, description, teacher, train_data,
+                                  data, config, seed, log)
+    return rows
+
+
+def _plans(recipe, ensemble, single_teacher, transfer_size):
+    """(row, description, teacher, recipe, training data) of each student.
+
+    The training data is None (the labelled rows), `"logits"` (the
+    labelled rows with the ensemble's cached logits) or `"transfer"`.
+    """
+    single = f"alpha {recipe.alpha}, T {recipe.temperature}"
+    ens = f"KD from the {len(ensemble.members)}-teacher ensemble"
+    cached = teachers.CachedLogits()
+    alt = recipe.replace(alpha=ALT_ALPHA)
+    return [
+        ("student_scratch", "hard labels only", None, recipe, None),
+        ("student_distilled", f"{ens} ({single}), live teacher",
+         ensemble, recipe, "logits"),
+        ("kd_single_teacher", f"KD from the single teacher ({single})",
+         single_teacher, recipe, None),
+        ("kd_ensemble_cached_logits", f"{ens} ({single}), logits cached "
+         "once (offline)", cached, recipe, "logits"),
+        (f"kd_ensemble_alpha_{ALT_ALPHA}", f"{ens} (alpha {ALT_ALPHA}, T "
+         f"{recipe.temperature}), logits cached", cached, alt, "logits"),
+        ("kd_ensemble_transfer_set", f"{ens} ({single}) + {transfer_size:g}x"
+         " transfer set (popularity), logits cached", cached, recipe,
+         "transfer"),
+    ]
+
+
+def _teachers(data, recipe, seed, ensemble_size, log):
+    members, rows = [], {}
+    for k in range(ensemble_size):
+        member_seed = seed * MEMBER_SEED_STRIDE + k
+        keras.utils.set_random_seed(member_seed)
+        started = time.perf_counter()
+        with _native_logs.native_logs_filtered():
+            train_data = _shuffled(data, member_seed, recipe.batch_size)
+            model = models.teacher(data.spec)
+            _, history = recipes.train_supervised(model, train_data, recipe,
+                                                  verbose=0)
+        row = _scores(model, data, history, started)
+        row["recipe"] = "DCN-v2 teacher (tfkd.models.teacher), hard labels"
+        log(f"teacher {k + 1}/{ensemble_size}", row)
+        members.append(model)
+        rows[f"member_{k}"] = row
+    return members, rows
+
+
+def _ensemble_row(ensemble, data, rows):
+    member_rows = [rows[n] for n in rows if n.startswith("member_")]
+    member_rows.append(rows["teacher"])
+    with _native_logs.native_logs_filtered():
+        test = evaluation.evaluate_ctr(ensemble, data.test)["auc"]
+        val = evaluation.evaluate_ctr(ensemble, data.val)["auc"]
+    return {
+        "auc": test,
+        "val_auc": val,
+        "params": sum(evaluation.count_params(m) for m in ensemble.members),
+        "epochs": sum(r["epochs"] for r in member_rows),
+        "best_epoch": 0,  # nothing trained: the members' rows have theirs
+        "seconds": sum(r["seconds"] for r in member_rows),
+        "recipe": f"average of {len(ensemble.members)} teachers' logits",
+    }
+
+
+def _train_data(data, columns, source, seed, config, ensemble, size):
+    """The data a row trains on, built after its seed is set.
+
+    None: the labelled rows, shuffled by `seed`. `"logits"`: the same
+    rows with the ensemble's cached logits as a feature; the validation
+    rows carry them too, since the Distiller computes its loss on
+    validation batches as well. `"transfer"`: `with_transfer_set`.
+    Built afresh per row right after `keras.utils.set_random_seed`, so the
+    live and cached rows see the same batches in the same order.
+    """
+    keras.utils.set_random_seed(seed)
+    if source is None:
+        result = _shuffled(data, seed, config.batch_size)
+        keras.utils.set_random_seed(seed)
+        return result
+    val = _dataset(columns["val"], data.frames["val"], data.spec, None,
+                   config.batch_size)
+    if source == "logits":
+        train = _dataset(columns["train"], data.frames["train"], data.spec,
+                         seed, config.batch_size)
+    else:
+        with _native_logs.native_logs_filtered():
+            train = transfer.with_transfer_set(
+                data, teacher=ensemble, size=size, seed=seed,
+                batch_size=config.batch_size, logits_key=LOGITS_KEY)
+    keras.utils.set_random_seed(seed)
+    return dataclasses.replace(data, train=train, val=val)
+
+
+def _shuffled(data, seed, batch_size):
+    """`data` with a training set of its own, shuffled by `seed`.
+
+    `data.train` reshuffles on each pass from where its last pass left
+    off, so a model trained on it would see an order set by every model
+    trained before it: a seed's rows would change with the seeds run
+    first.
+    """
+    train = _dataset(features_from_frame(data.frames["train"], data.spec),
+                     data.frames["train"], data.spec, seed, batch_size)
+    return dataclasses.replace(data, train=train)
+
+
+def _dataset(features, frame, spec, seed, batch_size):
+    labels = frame[spec.label].to_numpy(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if seed is not None:
+        dataset = dataset.shuffle(len(labels), seed=seed,
+                                  reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _student_row(name, description, teacher, train_data, data, config,
+                 seed, log):
+    started = time.perf_counter()
+    with _native_logs.native_logs_filtered():
+        student = models.student(data.spec)
+        if teacher is None:
+            _, history = recipes.train_supervised(student, train_data,
+                                                  config, verbose=0)
+        else:
+            _, history = recipes.train_distilled(
+                teacher, student, train_data, config, verbose=0)
+    row = _scores(student, data, history, started)
+    row["recipe"] = description
+    log(name, row)
+    return row
+
+
+def _scores(model, data, history, started):
+    """Test AUC of the restored (best-epoch) weights and their val AUC."""
+    values = history.history.get("val_auc") or [float("nan")]
+    with _native_logs.native_logs_filtered():
+        test = evaluation.evaluate_ctr(model, data.test)["auc"]
+    return {
+        "auc": test,
+        "val_auc": float(max(values)),
+        "params": evaluation.count_params(model),
+        "epochs": len(values),
+        # Which epoch's weights were restored: one at the `epochs` cap
+        # says the cap, not early stopping, ended the run.
+        "best_epoch": int(np.argmax(values)) + 1,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+class _Log:
+    """One line per trained model on stderr (stdout may hold the JSON)."""
+
+    def __init__(self, seed, verbose):
+        self.seed = seed
+        self.verbose = verbose
+
+    def __call__(self, label, row):
+        if not self.verbose:
+            return
+        epochs = f"{row['epochs']} epoch{'s' * (row['epochs'] != 1)}"
+        if 0 < row["best_epoch"] < row["epochs"]:
+            epochs += f" (best {row['best_epoch']})"
+        print(f"seed {self.seed} {label}: {epochs}, val auc "
+              f"{row['val_auc']:.4f}, test auc {row['auc']:.4f}, "
+              f"{row['seconds']:.0f} s", file=sys.stderr, flush=True)
