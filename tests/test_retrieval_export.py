@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import retrieval_helpers
 
 from tfkd import datasets
-from tfkd import models
 from tfkd.export import retrieval_export
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.retrieval_export import RetrievalMismatchError
@@ -22,19 +22,7 @@ K = 10
 
 @pytest.fixture(scope="module")
 def trained():
-    data = datasets.synthetic_movielens(task="retrieval", seed=0)
-    model = models.two_tower(data.spec, embedding_dim=8, hidden=(16,))
-    model.compile(optimizer="adam")
-    model.fit(data.train, epochs=1, verbose=0)
-    return data, model
-
-
-def _keras_top_ids(model, data, users):
-    items = datasets.features_from_frame(
-        data.items, data.spec, names=datasets.ITEM_FEATURES
-    )
-    scores = np.asarray(model.score(users, items))
-    return items["item_id"][np.argsort(-scores, axis=1)[:, :K]]
+    return retrieval_helpers.trained_two_tower()
 
 
 class TestToTfliteRetrieval:
@@ -59,7 +47,7 @@ class TestToTfliteRetrieval:
         assert scores.dtype == np.float32 and scores.shape == ids.shape
         # Best first.
         assert np.all(np.diff(scores, axis=1) <= 0)
-        expected = _keras_top_ids(model, data, users)
+        expected = retrieval_helpers.keras_top_ids(model, data, users, K)
         overlap = np.mean(
             [
                 len(set(a) & set(b)) / K

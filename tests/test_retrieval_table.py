@@ -7,9 +7,9 @@ table left out when the catalogue's ids are `first + row`.
 
 import numpy as np
 import pytest
+import retrieval_helpers
 
 from tfkd import datasets
-from tfkd import models
 from tfkd.export import converter_utils
 from tfkd.export import retrieval_export
 from tfkd.export import retrieval_table
@@ -22,19 +22,7 @@ K = 10
 
 @pytest.fixture(scope="module")
 def trained():
-    data = datasets.synthetic_movielens(task="retrieval", seed=0)
-    model = models.two_tower(data.spec, embedding_dim=8, hidden=(16,))
-    model.compile(optimizer="adam")
-    model.fit(data.train, epochs=1, verbose=0)
-    return data, model
-
-
-def _keras_top_ids(model, data, users):
-    items = datasets.features_from_frame(
-        data.items, data.spec, names=datasets.ITEM_FEATURES
-    )
-    scores = np.asarray(model.score(users, items))
-    return items["item_id"][np.argsort(-scores, axis=1)[:, :K]]
+    return retrieval_helpers.trained_two_tower()
 
 
 def _tensor_types_into(path, op_name):
@@ -132,7 +120,7 @@ class TestTableModes:
             data.users, data.spec, names=datasets.USER_FEATURES
         )
         ids = LiteRTRunner(report.path)(users)[retrieval_export.IDS_OUTPUT]
-        expected = _keras_top_ids(model, data, users)
+        expected = retrieval_helpers.keras_top_ids(model, data, users, K)
         assert np.mean([
             len(set(a) & set(b)) / K
             for a, b in zip(expected, ids, strict=True)

@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from tfkd import datasets  # noqa: E402
-from tfkd.datasets import tabular  # noqa: E402
+from tfkd.datasets import tabular_files  # noqa: E402
 
 # Six rows a person can check: uid ids start at 3, track ids at 10.
 SMALL_CSV = """uid,track,hour,price,clicked
@@ -324,6 +324,6 @@ class TestValidation:
         lines.insert(2, "")
         lines[4] = lines[4].replace("3,11", "-3,11")
         path = write(tmp_path / "x.csv", "\n".join(lines) + "\n")
-        assert tabular.CSV_FIRST_DATA_ROW == 2
+        assert tabular_files.CSV_FIRST_DATA_ROW == 2
         with pytest.raises(ValueError, match="row 5, column 'uid' holds -3"):
             datasets.from_files(path, label="clicked")

@@ -16,7 +16,6 @@ from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.file_encoding import encode_frame
 from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.row_checks import RowChecks
-from tfkd.datasets.tabular_files import CSV_FIRST_DATA_ROW  # noqa: F401
 from tfkd.datasets.tabular_files import ROW_WORD
 from tfkd.datasets.tabular_files import find_shards
 from tfkd.datasets.tabular_files import read_chunks
