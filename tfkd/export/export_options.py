@@ -163,7 +163,7 @@ def validate_options(model, quantization, representative_data,
             "Expected `representative_data` to hold at least one batch to "
             "calibrate int8. Received: an empty dataset"
         )
-    _validate_number("max_metric_drop", options["max_metric_drop"], float, 0)
+    _validate_non_negative("max_metric_drop", options["max_metric_drop"])
     if not isinstance(options["allow_metric_drop"], bool):
         raise TypeError(
             "Expected `allow_metric_drop` to be a bool. "
@@ -219,17 +219,14 @@ def _validate_quantization(quantization, representative_data):
         )
 
 
-def _validate_number(name, value, kind, minimum):
-    allowed = (int, float)
-    if isinstance(value, bool) or not isinstance(value, allowed):
+def _validate_non_negative(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
-            f"Expected `{name}` to be a {kind.__name__}. "
+            f"Expected `{name}` to be a float. "
             f"Received: {name}={value!r}"
         )
-    if not value >= minimum:
-        raise ValueError(
-            f"Expected `{name}` >= {minimum}. Received: {name}={value!r}"
-        )
+    if not value >= 0:
+        raise ValueError(f"Expected `{name}` >= 0. Received: {name}={value!r}")
 
 
 def resolve_metric(metric, output_kind, validation_data):
