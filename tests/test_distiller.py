@@ -393,11 +393,19 @@ class TestKerasDistillationComparison:
                     teacher, student, alpha=0.0,
                     optimizer=keras.optimizers.Adam(0.02),
                 )
-            distiller.fit(x, y, batch_size=BATCH, epochs=10, verbose=0)
-            results[name] = (before, _probability_gap(teacher, student, x))
-        keras_before, keras_after = results["keras"]
-        ours_before, ours_after = results["tfkd"]
-        assert keras_after == pytest.approx(keras_before, abs=1e-6)
+            history = distiller.fit(x, y, batch_size=BATCH, epochs=10,
+                                    verbose=0)
+            results[name] = (before, _probability_gap(teacher, student, x),
+                             history.history["distillation_loss"])
+        keras_before, keras_after, keras_losses = results["keras"]
+        ours_before, ours_after, ours_losses = results["tfkd"]
+        # Keras' KL of a softmax over one logit is 0 in every epoch. Its
+        # gradient is float rounding (about 1e-7), which Adam divides by
+        # its own scale (epsilon 1e-7) into steps of up to lr / 2: on some
+        # builds the student drifts, never toward the teacher.
+        assert max(keras_losses) < 1e-6
+        assert keras_after > 0.9 * keras_before
+        assert min(ours_losses) > 1e-3
         assert ours_after < 0.5 * ours_before
 
     def test_keras_default_string_loss_is_not_the_kl(self):
