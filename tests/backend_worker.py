@@ -2,6 +2,8 @@
 
 Run by tests/test_backends.py in a subprocess per backend; prints the
 losses before and after one SGD step and the student's weights, as JSON.
+`backend_worker.py feature` runs `feature_run` (a feature-distillation
+hint) instead, for tests/test_feature_distillation.py.
 Hand-built models with seeded initialisers and plain NumPy data, so every
 backend starts from the same numbers.
 """
@@ -92,5 +94,64 @@ def _per_term(teacher, features, labels, weights):
             "weights": [w.tolist() for w in distiller.student.get_weights()]}
 
 
+def feature_run():
+    """Three SGD epochs with a `tfkd.FeatureDistillation` hint (teacher
+    Dense of width 8 to student Dense of width 4, through the projection).
+
+    Returns:
+        dict: the backend, the losses before, per epoch and after, and the
+        projection kernel and student weights before and after.
+    """
+    rng = np.random.default_rng(0)
+    features = {
+        "user": rng.integers(1, 16, size=(ROWS, 1)).astype("int32"),
+        "item": rng.integers(1, 16, size=(ROWS, 1)).astype("int32"),
+    }
+    labels = (features["user"] % 2).astype("float32")
+    teacher = _model("teacher", seed=1, width=8)
+    student = _model("student", seed=2, width=4)
+    hint = tfkd.FeatureDistillation(
+        teacher_layer=_hidden(teacher), student_layer=_hidden(student),
+        weight=0.5,
+    )
+    distiller = tfkd.Distiller(teacher, student, feature_distillation=hint)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1), alpha=0.3,
+                      temperature=2.0)
+    projection = distiller.feature_projection
+    projection.set_weights([
+        rng.normal(0.0, 0.3, w.shape).astype("float32")
+        for w in projection.get_weights()
+    ])
+    kernel = keras.ops.convert_to_numpy(projection.kernel).tolist()
+    student_before = [w.tolist() for w in student.get_weights()]
+    teacher_before = [w.tolist() for w in teacher.get_weights()]
+    before = distiller.evaluate(features, labels, batch_size=ROWS,
+                                return_dict=True, verbose=0)
+    history = distiller.fit(features, labels, batch_size=ROWS, epochs=3,
+                            shuffle=False, verbose=0)
+    after = distiller.evaluate(features, labels, batch_size=ROWS,
+                               return_dict=True, verbose=0)
+    return {
+        "backend": keras.backend.backend(),
+        "before": before,
+        "history": history.history,
+        "after": after,
+        "kernel_before": kernel,
+        "kernel_after": keras.ops.convert_to_numpy(projection.kernel).tolist(),
+        "student_before": student_before,
+        "student_after": [w.tolist() for w in student.get_weights()],
+        "teacher_before": teacher_before,
+        "teacher_after": [w.tolist() for w in teacher.get_weights()],
+    }
+
+
+def _hidden(model):
+    return next(layer.name for layer in model.layers
+                if isinstance(layer, keras.layers.Dense))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "live")
+    if sys.argv[1:] == ["feature"]:
+        print(json.dumps(feature_run()))
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else "live")

@@ -13,7 +13,8 @@ import tfkd
 
 PUBLIC = {
     "tfkd": [
-        "Distiller", "RetrievalDistiller", "callbacks", "datasets",
+        "Distiller", "FeatureDistillation", "RetrievalDistiller",
+        "callbacks", "datasets",
         "evaluation", "export",
         "losses", "models", "teachers", "__version__",
     ],
@@ -31,7 +32,8 @@ PUBLIC = {
     "tfkd.evaluation": [
         "BYTES_PER_FLOAT32", "LOGLOSS_EPSILON", "auc", "comparison_table",
         "count_params", "evaluate_ctr", "evaluate_rating",
-        "evaluate_retrieval", "hit_rate_at_k", "logloss", "model_bytes",
+        "evaluate_retrieval", "gap_recovery", "hit_rate_at_k", "logloss",
+        "model_bytes",
         "ndcg_at_k", "plot_learning_curves", "plot_quality_vs_size",
         "positive_ranks", "rmse", "sample_negatives",
     ],

@@ -27,6 +27,7 @@ _SUBMODULES = (
 )
 _ATTRIBUTES = {
     "Distiller": "tfkd.distiller",
+    "FeatureDistillation": "tfkd.feature_distillation",
     "RetrievalDistiller": "tfkd.retrieval_distiller",
 }
 # Importing these registers `tfkd>...` classes, so that `import tfkd` is
@@ -37,11 +38,18 @@ _KERAS_OBJECT_MODULES = (
     "tfkd.callbacks",
     "tfkd.models",
     "tfkd.distiller",
+    "tfkd.feature_distillation",
     "tfkd.retrieval_distiller",
     "tfkd.teachers",
 )
 
-__all__ = ["Distiller", "RetrievalDistiller", *_SUBMODULES, "__version__"]
+__all__ = [
+    "Distiller",
+    "FeatureDistillation",
+    "RetrievalDistiller",
+    *_SUBMODULES,
+    "__version__",
+]
 
 
 def __getattr__(name):

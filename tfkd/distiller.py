@@ -14,6 +14,7 @@ from tfkd import distiller_config
 from tfkd import distiller_losses
 from tfkd import distiller_validation as validation
 from tfkd import distiller_weights
+from tfkd import feature_distillation as hints
 from tfkd import labels as labels_module
 from tfkd import model_utils
 from tfkd.api_export import tfkd_export
@@ -94,6 +95,9 @@ class Distiller(
         kind: str. One of `"auto"`, `"binary"`, `"categorical"`,
             `"regression"`, `"listwise"`. Defaults to `"auto"`.
         name: str. Name of the model. Defaults to `"distiller"`.
+        feature_distillation: `tfkd.FeatureDistillation` or None. Adds
+            `weight * feature_loss` (logged) between two hidden layers
+            through a projection the Distiller trains. Defaults to `None`.
 
     Raises:
         TypeError: if `teacher` or `student` is not a `keras.Model`.
@@ -120,14 +124,14 @@ class Distiller(
 
     def __init__(self, teacher: keras.Model, student: keras.Model,
                  kind: str = "auto", name: str = "distiller",
+                 feature_distillation: hints.FeatureDistillation | None = None,
                  **kw: Any) -> None:
         super().__init__(name=name, **kw)
         validation.check_models(teacher, student)
         self.kind = validation.validate_kind(kind)
         shape = validation.static_output_shape(student)
-        validation.check_same_shape(
-            validation.static_output_shape(teacher), shape
-        )
+        teacher_shape = validation.static_output_shape(teacher)
+        validation.check_same_shape(teacher_shape, shape)
         self._resolved_kind = validation.resolve_kind(kind, shape)
         self.teacher = teacher
         self.student = student
@@ -140,6 +144,7 @@ class Distiller(
             name="distillation_loss"
         )
         self._compile_args: distiller_losses.CompileArgs | None = None
+        hints.attach(self, feature_distillation)
 
     def compile(
         self, optimizer: str | keras.optimizers.Optimizer = "adam",
@@ -277,9 +282,8 @@ class Distiller(
             )
 
     if keras.backend.backend() == "tensorflow":
-        # TensorFlow keeps its own steps: they carry the MultiWorker
-        # workarounds in `_step_logs`. JAX and torch run Keras' default
-        # steps, which call `compute_loss` below.
+        # TensorFlow keeps its own steps (MultiWorker workarounds in
+        # `_step_logs`); JAX and torch run Keras' own, via `compute_loss`.
 
         def train_step(self, data):
             import tensorflow as tf
@@ -287,9 +291,10 @@ class Distiller(
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
             with tf.GradientTape() as tape:
                 y_pred = ops.cast(self(x, training=True), "float32")
-                loss = self._compute_losses(x, y, y_pred, sample_weight)
+                loss = self._compute_losses(x, y, y_pred, sample_weight,
+                                            training=True)
                 scaled = self.optimizer.scale_loss(loss)
-            variables = self.student.trainable_variables
+            variables = hints.trained_variables(self)
             gradients = tape.gradient(scaled, variables)
             self.optimizer.apply_gradients(
                 zip(gradients, variables, strict=True)
@@ -307,12 +312,11 @@ class Distiller(
     ):
         """The loss that Keras' default steps differentiate (JAX, torch).
 
-        Keras' own step updates the `loss` tracker, so only the two parts
-        are tracked here.
+        Keras' own step updates the `loss` tracker; the parts are here.
         """
         y_pred = ops.cast(y_pred, "float32")
         return self._compute_losses(
-            x, y, y_pred, sample_weight, track_total=False
+            x, y, y_pred, sample_weight, track_total=False, training=training
         )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -331,7 +335,8 @@ class Distiller(
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         return _compat.reducible_logs(self.distribute_strategy, logs)
 
-    def _compute_losses(self, x, y, y_pred, sample_weight, track_total=True):
+    def _compute_losses(self, x, y, y_pred, sample_weight, track_total=True,
+                        training=False):
         """The one loss computation shared by training and evaluation.
 
         `y_pred` is the student's logits in float32; the teacher's are cast
@@ -347,11 +352,7 @@ class Distiller(
                 "`(x, y, sample_weight)` batches. To train on the teacher's "
                 "soft targets alone, pass any labels and set `alpha=0`."
             )
-        teacher_x = model_utils.select_inputs(self.teacher, x, "teacher")
-        teacher_logits = ops.cast(
-            ops.stop_gradient(self.teacher(teacher_x, training=False)),
-            "float32",
-        )
+        teacher_logits, t_hidden = hints.teacher_outputs(self, x)
         validation.check_same_shape(
             tuple(teacher_logits.shape), tuple(y_pred.shape)
         )
@@ -371,6 +372,7 @@ class Distiller(
         )
         alpha = ops.cast(self._alpha, "float32")
         loss = alpha * student_loss + (1.0 - alpha) * distillation_loss
+        loss = hints.add_feature_loss(self, loss, x, t_hidden, soft, training)
         unscale = distiller_losses.unscale
         self.student_loss_tracker.update_state(unscale(student_loss))
         self.distillation_loss_tracker.update_state(unscale(distillation_loss))

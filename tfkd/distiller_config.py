@@ -2,9 +2,10 @@
 
 `alpha` and `temperature` are float32 variables (a callback changes them
 between epochs without retracing) with Python mirrors that keep configs
-free of float32 rounding. `get_config` holds both models and the kind;
-`get_compile_config` the optimizer, the losses as the user passed them,
-`alpha` and `temperature`.
+free of float32 rounding. `get_config` holds both models, the kind and the
+`tfkd.FeatureDistillation` hint (its projection's weights are saved with
+the Distiller's); `get_compile_config` the optimizer, the losses as the
+user passed them, `alpha` and `temperature`.
 """
 
 import keras
@@ -13,6 +14,7 @@ from keras import ops
 
 from tfkd import distiller_losses
 from tfkd import distiller_validation as validation
+from tfkd import feature_distillation
 
 
 class DistillerConfig:
@@ -62,6 +64,7 @@ class DistillerConfig:
             "teacher": serialize(self.teacher),
             "student": serialize(self.student),
             "kind": self.kind,
+            "feature_distillation": serialize(self.feature_distillation),
         }
 
     @classmethod
@@ -69,6 +72,11 @@ class DistillerConfig:
         config = dict(config)
         for role in ("teacher", "student"):
             config[role] = keras.saving.deserialize_keras_object(config[role])
+        hint = config.get("feature_distillation")
+        if hint is not None:
+            config["feature_distillation"] = (
+                keras.saving.deserialize_keras_object(hint)
+            )
         return cls(**config)
 
     def get_compile_config(self):
@@ -86,4 +94,6 @@ class DistillerConfig:
         kwargs = config.pop("kwargs", None) or {}
         self.compile(**config, **kwargs)
         if self.built:
-            self.optimizer.build(self.student.trainable_variables)
+            self.optimizer.build(
+                feature_distillation.trained_variables(self)
+            )
