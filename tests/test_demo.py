@@ -31,7 +31,7 @@ def synthetic():
 class TestRunDemo:
     def test_results_and_files_on_synthetic_data(self, synthetic, tmp_path):
         results = demo.run_demo(
-            recipes.Recipe(epochs=2),
+            recipes.Recipe(epochs=2, teachers=2, transfer_size=1.0),
             data=synthetic,
             json_path=tmp_path / "r.json",
             plots_dir=tmp_path / "plots",
@@ -39,12 +39,21 @@ class TestRunDemo:
             verbose=0,
         )
         written = json.loads((tmp_path / "r.json").read_text())
-        for name in ("teacher", "student_scratch", "student_distilled"):
+        for name in demo.MODEL_ROWS:
             assert set(MODEL_KEYS) <= set(written[name])
             assert 0.5 < written[name]["auc"] <= 1.0
         assert written["student_distilled"]["params"] <= 0.05 * (
             written["teacher"]["params"]
         )
+        assert written["teacher_ensemble"]["params"] == (
+            2 * written["teacher"]["params"])
+        # Read against the ensemble, the best teacher.
+        assert written["gap_recovery"] == pytest.approx(
+            (written["student_distilled"]["auc"]
+             - written["student_scratch"]["auc"])
+            / (written["teacher_ensemble"]["auc"]
+               - written["student_scratch"]["auc"]))
+        assert written["config"]["teachers"] == 2
         int8 = written["tflite_int8"]
         assert int8["bytes"] == os.path.getsize(
             tmp_path / "export" / "student_int8.tflite"
@@ -73,7 +82,8 @@ class TestDemoCommand:
         results = json.loads(out.read_text())
         assert results["dataset"]["name"] == "movielens-100k"
         assert results["dataset"]["train"] == 58283
-        for name in ("teacher", "student_scratch", "student_distilled"):
+        assert "of the gap" in proc.stdout
+        for name in demo.MODEL_ROWS:
             # Published MovieLens CTR AUCs are 0.80-0.90; a broken pipeline
             # scores near 0.5.
             assert results[name]["auc"] > 0.78
@@ -84,7 +94,7 @@ class TestDemoCommand:
 def distilled_pair(synthetic):
     student = models.student(synthetic.spec)
     teacher = models.teacher(synthetic.spec)
-    config = recipes.Recipe(epochs=1)
+    config = recipes.Recipe(epochs=1, teachers=1, transfer_size=0)
     recipes.train_supervised(teacher, synthetic, config, verbose=0)
     recipes.train_distilled(teacher, student, synthetic, config, verbose=0)
     return student, teacher
@@ -189,5 +199,9 @@ def test_cli_defaults_are_the_recipe():
     assert cli._recipe(args, recipes.Recipe()) == recipes.Recipe(alpha=0.5)
     args = parser.parse_args(["demo", "--quick", "--seed", "3"])
     assert cli._recipe(args, recipes.Recipe.quick()) == recipes.Recipe(
-        epochs=1, seed=3
+        epochs=1, seed=3, teachers=2, transfer_size=1.0
     )
+    args = parser.parse_args(["distill", "--teachers", "1",
+                              "--transfer-size", "0"])
+    assert cli._recipe(args, recipes.Recipe()) == recipes.Recipe(
+        teachers=1, transfer_size=0.0)

@@ -6,12 +6,14 @@ anything imports TensorFlow (`tfkd/__init__.py` calls
 """
 
 import contextlib
+import logging
 import os
 import re
 import sys
 import tempfile
 
 DEBUG_VARIABLE = "TFKD_DEBUG"
+RETRACING_WARNING = "triggered tf.function retracing"
 # What TensorFlow's and LiteRT's C++ code write to fd 2, past
 # TF_CPP_MIN_LOG_LEVEL: absl log lines ("I0000 00:00:1795520493.211179
 # 5801 port.cc:153] ..."; before InitializeLog the seconds field holds the
@@ -101,6 +103,41 @@ def import_tensorflow_quietly():
                 return
             raise
         tf.config.list_physical_devices()
+
+
+class _DropRetracingWarnings(logging.Filter):
+    def filter(self, record):
+        return RETRACING_WARNING not in record.getMessage()
+
+
+@contextlib.contextmanager
+def retracing_warnings_filtered():
+    """Drops TensorFlow's "triggered tf.function retracing" warning.
+
+    Keras traces a new train function for every model it fits, and
+    TensorFlow counts those traces per line of Keras' code, not per model:
+    from the fifth model a process fits (an ensemble's members, a
+    benchmark's rows) it warns about "excessive retracing" that is one
+    trace per model, as intended. Only that message, only inside the
+    block; with `TFKD_DEBUG` set it does nothing.
+
+    Example:
+
+    ```python
+    with retracing_warnings_filtered():
+        model.fit(data.train)
+    ```
+    """
+    if debugging():
+        yield
+        return
+    logger = logging.getLogger("tensorflow")
+    dropped = _DropRetracingWarnings()
+    logger.addFilter(dropped)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropped)
 
 
 def _replay(text):

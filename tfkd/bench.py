@@ -325,7 +325,9 @@ def load_or_train(model_path=None, data=None, epochs=2, verbose=0):
             getattr(model, "teacher", None),
             data,
         )
-    config = recipes.Recipe(epochs=epochs)
+    # One teacher, no transfer set: this pair feeds the export bench (and
+    # QAT, which fine-tunes against one teacher), not a quality figure.
+    config = recipes.Recipe(epochs=epochs, teachers=1, transfer_size=0)
     teacher, _ = recipes.train_supervised(
         models.teacher(data.spec), data, config, verbose
     )

@@ -37,6 +37,10 @@ def _demo(args):
     print()
     print(demo.summary_table(results))
     data = results["dataset"]
+    if results["gap_recovery"] is not None:
+        print(f"\nThe distilled student closes "
+              f"{results['gap_recovery']:.2f} of the gap from the scratch "
+              "student to the best teacher.")
     print(
         f"\n{data['name']} CTR, {data['split']} split: {data['train']:,} "
         f"train / {data['val']:,} val / {data['test']:,} test ratings; "
@@ -62,8 +66,8 @@ def _distill(args):
     if args.teacher:
         teacher = cli_data.load_teacher(args.teacher, data.spec)
     else:
-        teacher, _ = recipes.train_supervised(
-            models.teacher(data.spec, task), data, config, verbose
+        teacher, _ = recipes.train_teachers(
+            lambda: models.teacher(data.spec, task), data, config, verbose
         )
     student, _ = recipes.train_distilled(
         teacher, models.student(data.spec, task), data, config, verbose
@@ -77,7 +81,8 @@ def _recipe(args, base):
     """`base` with the training flags the user gave (the rest unchanged)."""
     return base.replace(**{
         name: getattr(args, name)
-        for name in ("epochs", "alpha", "temperature", "seed", "split")
+        for name in ("epochs", "alpha", "temperature", "seed", "split",
+                     "teachers", "transfer_size")
     })
 
 
@@ -158,7 +163,8 @@ def _add_demo(sub):
         help="teacher vs scratch vs distilled student on MovieLens-100K",
     )
     demo.add_argument("--quick", action="store_true",
-                      help="one epoch per model (under 2 minutes)")
+                      help="one epoch per model, 2 teachers, a 1x "
+                      "transfer set (under a minute)")
     demo.add_argument("--json", help="write the results to this JSON file")
     demo.add_argument("--plots", help="write PNG plots into this folder")
     demo.add_argument("--export-dir", default="export",
@@ -246,6 +252,12 @@ def _training_arguments(parser):
                         help="weight of the hard labels, in [0, 1]")
     parser.add_argument("--temperature", type=_at_least(MIN_TEMPERATURE),
                         help=f"soft-target temperature, >= {MIN_TEMPERATURE}")
+    parser.add_argument("--teachers", type=_at_least(1, int),
+                        help="teachers to train and average when tfkd "
+                        "trains the teacher (default: 5)")
+    parser.add_argument("--transfer-size", type=_at_least(0.0),
+                        help="transfer-set rows per labelled row, scored "
+                        "by the teacher once; 0 turns it off (default: 5)")
     parser.add_argument("--seed", type=_at_least(0, int))
     parser.add_argument("--split", choices=["random", "temporal"])
     group = parser.add_mutually_exclusive_group()

@@ -2,10 +2,12 @@
 
 from collections.abc import Iterable
 
+import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tfkd import teachers
 from tfkd.arguments import validate_positive_int
 from tfkd.datasets.feature_spec import FeatureSpec
 
@@ -59,6 +61,7 @@ def frame_to_dataset(
     batch_size: int = 256,
     shuffle: bool = False,
     seed: int | None = None,
+    teacher: keras.Model | None = None,
 ) -> tf.data.Dataset:
     """Builds a batched, prefetched `(features, label)` dataset.
 
@@ -69,6 +72,11 @@ def frame_to_dataset(
         shuffle: bool. Reshuffle the whole frame every epoch. Defaults to
             `False`.
         seed: int or None. Shuffle seed. Defaults to `None`.
+        teacher: `keras.Model` or None. When given, it scores every row
+            once and its logits become the feature `"teacher_logits"`
+            (`tfkd.teachers.cache_logits`), for a Distiller whose teacher
+            is `tfkd.teachers.CachedLogits`: its validation rows need them
+            too. Defaults to `None`.
 
     Returns:
         `tf.data.Dataset` of `(dict of tensors, float32 label)`: int32
@@ -86,6 +94,8 @@ def frame_to_dataset(
     """
     validate_positive_int("batch_size", batch_size)
     features = features_from_frame(frame, spec)
+    if teacher is not None:
+        features = teachers.cache_logits(teacher, features)
     labels = frame[spec.label].to_numpy(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
     if shuffle:

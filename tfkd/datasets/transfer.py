@@ -199,6 +199,34 @@ def with_transfer_set(
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def has_tables(data: object) -> bool:
+    """Whether `data` has the user and item tables a transfer set needs.
+
+    Args:
+        data: any object; `MovieLensData` from `movielens_100k` or
+            `synthetic_movielens` has them, `from_files` data does not.
+
+    Returns:
+        bool: True when `data` has frames, a spec, and non-empty
+        `users` / `items` tables keyed by `user_id` / `item_id`.
+
+    Example:
+
+    ```python
+    if tfkd.datasets.transfer.has_tables(data):
+        train = tfkd.datasets.with_transfer_set(data, teacher)
+    ```
+    """
+    users = getattr(data, "users", None)
+    items = getattr(data, "items", None)
+    if not (hasattr(data, "frames") and hasattr(data, "spec")
+            and isinstance(users, pd.DataFrame)
+            and isinstance(items, pd.DataFrame)):
+        return False
+    return (USER_KEY in users.columns and ITEM_KEY in items.columns
+            and not users.empty and not items.empty)
+
+
 def _tables(data):
     for name in ("frames", "users", "items", "spec"):
         if not hasattr(data, name):
@@ -208,8 +236,7 @@ def _tables(data):
                 f"Received: data of type {type(data).__name__}"
             )
     users, items = data.users, data.items
-    if (USER_KEY not in users.columns or ITEM_KEY not in items.columns
-            or users.empty or items.empty):
+    if not has_tables(data):
         raise ValueError(
             "A transfer set joins each drawn pair's side features from "
             f"`data.users` (keyed by '{USER_KEY}') and `data.items` (keyed "

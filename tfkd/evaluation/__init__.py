@@ -14,6 +14,7 @@ from tfkd.evaluation.model_evaluation import evaluate_rating
 from tfkd.evaluation.model_evaluation import model_bytes
 from tfkd.evaluation.ranking_metrics import LOGLOSS_EPSILON
 from tfkd.evaluation.ranking_metrics import auc
+from tfkd.evaluation.ranking_metrics import gap_recovery
 from tfkd.evaluation.ranking_metrics import logloss
 from tfkd.evaluation.ranking_metrics import rmse
 from tfkd.evaluation.reports import comparison_table
@@ -34,6 +35,7 @@ __all__ = [
     "evaluate_ctr",
     "evaluate_rating",
     "evaluate_retrieval",
+    "gap_recovery",
     "hit_rate_at_k",
     "logloss",
     "model_bytes",
