@@ -19,9 +19,10 @@ STANDALONE = {
     ),
     "--quality": (
         "tfkd.quality_bench",
-        "CTR ablation over seeds: teachers, ensemble, scratch and "
-        "distilled students, test AUC and gap recovery",
-        "--seeds N ...",
+        "distillation ablation over seeds: teachers, ensemble, scratch "
+        "and distilled students; CTR test AUC and gap recovery, or "
+        "--task retrieval: HR@10 / NDCG@10 and the NDCG ratio",
+        "--task ctr|retrieval --seeds N ...",
     ),
     "--retrieval": (
         "tfkd.retrieval_bench",

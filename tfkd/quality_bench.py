@@ -12,6 +12,9 @@ the share of the scratch-to-ensemble gap the default student recovers:
 ```
 gap_recovery = (AUC_distilled - AUC_scratch) / (AUC_ensemble - AUC_scratch)
 ```
+
+`--task retrieval` runs the two-tower counterpart instead
+(`tfkd.retrieval_quality`): the same rows, with HR@10 / NDCG@10.
 """
 
 import argparse
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from tfkd import bench_utils
+from tfkd.evaluation.ranking_metrics import gap_recovery
 
 if TYPE_CHECKING:
     # Imported lazily at run time: `--help` answers without TensorFlow.
@@ -52,14 +56,18 @@ def run_quality_bench(
     Per model seed: `ensemble_size` teachers (member 0 is the single
     teacher), their `tfkd.teachers.Ensemble`, a scratch student, and these
     students, each from the scratch student's initial weights:
-    `student_distilled` (KD from the live ensemble with the recipe's alpha
-    and T) and the `variants` `kd_single_teacher`,
-    `kd_ensemble_cached_logits` (the same as `student_distilled` with the
+    `student_distilled` (the default recipe, the one `make demo` runs: KD
+    from the ensemble with the recipe's alpha and T plus a transfer set of
+    `transfer_size` times the labelled rows, `tfkd.recipes.train_distilled`)
+    and, without the transfer set, the `variants` `kd_ensemble` (the live
+    ensemble), `kd_single_teacher`, `kd_feature_projection` (the same plus
+    a `tfkd.FeatureDistillation` hint from the teacher's last hidden layer
+    to the student's, through a trained projection),
+    `kd_ensemble_cached_logits` (the same as `kd_ensemble` with the
     ensemble's logits cached once by `tfkd.teachers.cache_logits`: same
-    batches, same order), `kd_ensemble_alpha_0.3` and
-    `kd_ensemble_transfer_set` (`tfkd.datasets.with_transfer_set`, logits
-    cached). Each row reports its validation AUC too, so a recipe can be
-    chosen without looking at the test split.
+    batches, same order) and `kd_ensemble_alpha_0.3`. Each row reports its
+    validation AUC too, so a recipe can be chosen without looking at the
+    test split.
 
     Args:
         seeds: sequence of int. Model seeds; the split stays fixed.
@@ -144,9 +152,9 @@ def summarise(runs: list[dict[str, dict]], seeds: list[int]) -> dict:
     report: dict[str, Any] = {name: rows.pop(name) for name in MAIN_ROWS}
     report["variants"] = rows
     per_seed = [
-        _recovery(run["student_distilled"]["auc"],
-                  run["student_scratch"]["auc"],
-                  run["teacher_ensemble"]["auc"])
+        gap_recovery(run["student_distilled"]["auc"],
+                     run["student_scratch"]["auc"],
+                     run["teacher_ensemble"]["auc"])
         for run in runs
     ]
     report["gap_recovery"] = {
@@ -175,13 +183,6 @@ def _row(results, seeds):
         "seconds_per_seed": [float(r["seconds"]) for r in results],
         "recipe": results[0]["recipe"],
     }
-
-
-def _recovery(distilled, scratch, ensemble):
-    gap = ensemble - scratch
-    # No gap to recover (the ensemble ties the scratch student): the ratio
-    # is undefined, and JSON has no NaN.
-    return None if gap == 0 else (distilled - scratch) / gap
 
 
 def _mean(values):
@@ -276,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m tfkd.quality_bench` (`tfkd bench --quality`).
 
     Writes the JSON report to `--json` (stdout by default) and a Markdown
-    table to stderr.
+    table to stderr. `--task retrieval` runs
+    `tfkd.retrieval_quality.run_retrieval_quality_bench` instead.
 
     Args:
         argv: list of str or None. Defaults to `sys.argv[1:]`.
@@ -290,37 +292,74 @@ def main(argv: list[str] | None = None) -> int:
     main(["--seeds", "0", "--ensemble-size", "2", "--json", "q.json"])
     ```
     """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.task == "retrieval":
+        if args.transfer_size is not None:
+            parser.error("--transfer-size applies to --task ctr only. "
+                         f"Received: --transfer-size {args.transfer_size}")
+        return _main_retrieval(args)
     from tfkd import recipes
 
-    parser = argparse.ArgumentParser(
-        prog="tfkd bench --quality",
-        description="CTR ablation on MovieLens-100K: teachers, ensemble, "
-        "scratch and distilled students over seeds; test AUC mean ± sd "
-        "and gap recovery as JSON.",
-    )
-    parser.add_argument("--seeds", type=int, nargs="+",
-                        default=list(DEFAULT_SEEDS))
-    parser.add_argument("--ensemble-size", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="maximum epochs per model (default: the "
-                        f"recipe's {recipes.Recipe.epochs})")
-    parser.add_argument("--patience", type=int, default=None,
-                        help="early-stopping patience of every model "
-                        f"(default: the recipe's {recipes.Recipe.patience})")
-    parser.add_argument("--transfer-size", type=float, default=5.0)
-    parser.add_argument("--json", default="-",
-                        help="output file (default: stdout)")
-    args = parser.parse_args(argv)
     report = run_quality_bench(
         seeds=args.seeds,
-        ensemble_size=args.ensemble_size,
+        ensemble_size=5 if args.ensemble_size is None else args.ensemble_size,
         recipe=recipes.Recipe().replace(epochs=args.epochs,
                                         patience=args.patience),
-        transfer_size=args.transfer_size,
+        transfer_size=(5.0 if args.transfer_size is None
+                       else args.transfer_size),
         json_path=args.json,
     )
     print(table(report), file=sys.stderr)
     return 0
+
+
+def _main_retrieval(args):
+    from tfkd import retrieval_quality
+
+    settings = retrieval_quality.RetrievalSettings().replace(
+        epochs=args.epochs, patience=args.patience,
+        ensemble_size=args.ensemble_size)
+    report = retrieval_quality.run_retrieval_quality_bench(
+        seeds=args.seeds, settings=settings, json_path=args.json)
+    print(retrieval_quality.table(report), file=sys.stderr)
+    return 0
+
+
+def _parser():
+    from tfkd import recipes
+    from tfkd.retrieval_quality import RetrievalSettings
+
+    parser = argparse.ArgumentParser(
+        prog="tfkd bench --quality",
+        description="Distillation ablation on MovieLens-100K over seeds: "
+        "teachers, their ensemble, scratch and distilled students. "
+        "--task ctr (default): test AUC mean ± sd and gap recovery; "
+        "--task retrieval: two-tower HR@10 / NDCG@10 (100 sampled "
+        "negatives and full catalogue) and the distilled / scratch "
+        "NDCG@10 ratio. JSON report.",
+    )
+    parser.add_argument("--task", choices=("ctr", "retrieval"),
+                        default="ctr")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        default=list(DEFAULT_SEEDS))
+    parser.add_argument("--ensemble-size", type=int, default=None,
+                        help="teachers per seed (default: 5 for ctr, "
+                        f"{RetrievalSettings.ensemble_size} for retrieval)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="maximum epochs per model (default: "
+                        f"{recipes.Recipe.epochs} for ctr, "
+                        f"{RetrievalSettings.epochs} for retrieval)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early-stopping patience of every model "
+                        f"(default: {recipes.Recipe.patience} for ctr, "
+                        f"{RetrievalSettings.patience} for retrieval)")
+    parser.add_argument("--transfer-size", type=float, default=None,
+                        help="ctr only: transfer rows per training row "
+                        "(default 5)")
+    parser.add_argument("--json", default="-",
+                        help="output file (default: stdout)")
+    return parser
 
 
 if __name__ == "__main__":
