@@ -152,7 +152,8 @@ def _teachers(data, recipe, seed, ensemble_size, log):
         keras.utils.set_random_seed(member_seed)
         started = time.perf_counter()
         with _native_logs.native_logs_filtered():
-            train_data = _shuffled(data, member_seed, recipe.batch_size)
+            train_data = recipes.reshuffled(data, member_seed,
+                                            recipe.batch_size)
             model = models.teacher(data.spec)
             _, history = recipes.train_supervised(model, train_data, recipe,
                                                   verbose=0)
@@ -193,7 +194,7 @@ def _train_data(data, columns, source, seed, config):
     """
     keras.utils.set_random_seed(seed)
     if source is None:
-        result = _shuffled(data, seed, config.batch_size)
+        result = recipes.reshuffled(data, seed, config.batch_size)
         keras.utils.set_random_seed(seed)
         return result
     val = _dataset(columns["val"], data.frames["val"], data.spec, None,
@@ -202,19 +203,6 @@ def _train_data(data, columns, source, seed, config):
                      seed, config.batch_size)
     keras.utils.set_random_seed(seed)
     return dataclasses.replace(data, train=train, val=val)
-
-
-def _shuffled(data, seed, batch_size):
-    """`data` with a training set of its own, shuffled by `seed`.
-
-    `data.train` reshuffles on each pass from where its last pass left
-    off, so a model trained on it would see an order set by every model
-    trained before it: a seed's rows would change with the seeds run
-    first.
-    """
-    train = _dataset(features_from_frame(data.frames["train"], data.spec),
-                     data.frames["train"], data.spec, seed, batch_size)
-    return dataclasses.replace(data, train=train)
 
 
 def _dataset(features, frame, spec, seed, batch_size):

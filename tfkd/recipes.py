@@ -191,7 +191,7 @@ def train_teachers(build, data, config, verbose=1):
     for k in range(config.teachers):
         member_seed = config.seed * MEMBER_SEED_STRIDE + k
         keras.utils.set_random_seed(member_seed)
-        member_data = _reshuffled(data, member_seed, config.batch_size)
+        member_data = reshuffled(data, member_seed, config.batch_size)
         model = build()
         label = (model.name if config.teachers == 1 else
                  f"{model.name} {k + 1}/{config.teachers}")
@@ -204,7 +204,28 @@ def train_teachers(build, data, config, verbose=1):
     return Ensemble(members), histories
 
 
-def _reshuffled(data, seed, batch_size):
+def reshuffled(data, seed, batch_size):
+    """`data` with a training set of its own, shuffled by `seed`.
+
+    `data.train` reshuffles on each pass from where its last pass left
+    off, so a model trained on it would see an order set by every model
+    trained before it. Data without frames (`from_files`) is returned as
+    it is.
+
+    Args:
+        data: `MovieLensData` or other data with `train`.
+        seed: int. Seeds the shuffle.
+        batch_size: int >= 1.
+
+    Returns:
+        A copy of `data` with a new `train` dataset (or `data` itself).
+
+    Example:
+
+    ```python
+    member_data = reshuffled(data, seed=1000, batch_size=256)
+    ```
+    """
     frames = getattr(data, "frames", None)
     if not frames or "train" not in frames:
         return data
