@@ -17,8 +17,11 @@ import numpy as np
 import pytest
 
 from tfkd import cli
+from tfkd import models
 from tfkd import speed_bench
 from tfkd import speed_bench_paths
+from tfkd import speed_bench_sizes
+from tfkd.datasets import schema
 from tfkd.speed_bench_report import goal_report
 from tfkd.speed_bench_report import paired_ratios
 from tfkd.speed_bench_report import summarize
@@ -168,6 +171,23 @@ class TestSpeedSettings:
         assert speed_bench.SpeedSettings().data == "movielens"
         assert speed_bench.SpeedSettings(backend="jax").data == "synthetic"
 
+    def test_size_defaults(self):
+        demo = speed_bench.SpeedSettings()
+        assert (demo.batch_size, demo.rows, demo.repeat) == (1024, None, 4)
+        large = speed_bench.SpeedSettings(size="large")
+        assert large.data == "synthetic"  # on TensorFlow too
+        assert (large.batch_size, large.rows) == (65_536, 128 * 65_536)
+        mine = speed_bench.SpeedSettings(size="large", batch_size=8, rows=9)
+        assert (mine.batch_size, mine.rows) == (8, 9)
+
+    def test_large_refuses_movielens(self):
+        with pytest.raises(ValueError, match="'large' size has no movielens"):
+            speed_bench.SpeedSettings(size="large", data="movielens")
+
+    def test_rejects_unknown_size(self):
+        with pytest.raises(ValueError, match="`size` must be one of"):
+            speed_bench.SpeedSettings(size="huge")
+
     def test_refuses_other_keras_backend(self):
         with pytest.raises(ValueError, match="Set KERAS_BACKEND=jax"):
             speed_bench.run_speed_bench(_tiny_settings(backend="jax"))
@@ -270,6 +290,34 @@ class TestTensorFlowBench:
         json.dumps(tensorflow_report)  # serializable as it is
 
 
+class TestSizes:
+    def test_demo_models_are_the_demo_presets(self):
+        spec = schema.make_spec(
+            "ctr", speed_bench_sizes.MOVIELENS_100K_VOCABULARY_SIZES)
+        for role, build in (("teacher", models.teacher),
+                            ("student", models.student)):
+            model = speed_bench_sizes.build_model(spec, "demo", role, 0)
+            assert model.name == role
+            assert model.count_params() == build(spec).count_params()
+
+    def test_large_models_have_the_issue_scale(self):
+        # Issue #14's accelerator figures: an 18.8M teacher, a 2.2M student.
+        spec = schema.make_spec(
+            "ctr", speed_bench_sizes.preset("large").vocabulary_sizes)
+        teacher = speed_bench_sizes.build_model(spec, "large", "teacher", 0)
+        student = speed_bench_sizes.build_model(spec, "large", "student", 1)
+        assert teacher.count_params() == 18_720_513
+        assert student.count_params() == 2_246_257
+
+    def test_large_synthetic_rows_are_drawn_not_repeated(self):
+        settings = _tiny_settings(size="large", rows=700, repeat=4)
+        features, labels, spec = speed_bench_paths.load_arrays(settings)
+        assert labels.shape == (700, 1)
+        assert spec["user_id"].vocabulary_size == 180_000
+        users = features["user_id"]
+        assert users.max() < 180_000 and len(np.unique(users)) > 690
+
+
 class TestCommandLine:
     def test_speed_options_parse(self):
         args = cli.build_parser().parse_args(
@@ -281,6 +329,19 @@ class TestCommandLine:
             backend="jax", rows=900, batch_size=512, rounds=1,
             data="synthetic",
         )
+
+    def test_size_reaches_the_child(self, monkeypatch):
+        calls = []
+        monkeypatch.delenv("KERAS_BACKEND", raising=False)
+        monkeypatch.setattr(
+            speed_bench.subprocess, "run",
+            lambda command, env, check: calls.append(command)
+            or subprocess.CompletedProcess(command, 0))
+        assert cli.main(["bench", "--speed", "--backend", "jax", "--size",
+                         "large", "--rounds", "1"]) == 0
+        command, = calls
+        assert command[command.index("--size") + 1] == "large"
+        assert command[command.index("--batch-size") + 1] == "65536"
 
     def test_speed_refuses_model_and_qat(self, capsys):
         assert cli.main(["bench", "--speed", "--qat"]) == 1

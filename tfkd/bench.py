@@ -6,7 +6,6 @@ interleaved rounds, so background load hits them alike. Medians are quoted.
 """
 
 import os
-import platform
 import tempfile
 import time
 
@@ -14,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkd import bench_utils
 from tfkd import datasets
 from tfkd import evaluation
 from tfkd import export
@@ -289,11 +289,7 @@ def _goal(value, target):
 
 
 def _machine():
-    return {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "keras": keras.__version__,
-    }
+    return {**bench_utils.machine(), "keras": keras.__version__}
 
 
 def load_or_train(model_path=None, data=None, epochs=2, verbose=0):

@@ -6,6 +6,9 @@ it on a machine without them.
 
 import importlib.metadata
 import json
+import os
+import platform
+from collections.abc import Sequence
 
 from tfkd import atomic_files
 
@@ -55,3 +58,116 @@ def package_versions(names):
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def machine():
+    """What the figures were measured on: platform, processor, CPUs.
+
+    Returns:
+        dict with `platform`, `processor`, `cpus` and `python`.
+
+    Example:
+
+    ```python
+    machine()["cpus"]  # 2
+    ```
+    """
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages, or None where unavailable.
+
+    Returns:
+        list of three floats (2 decimals), or None.
+
+    Example:
+
+    ```python
+    load_average()  # [1.52, 1.1, 0.9]
+    ```
+    """
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def mean(values):
+    """Mean of the values that are not None; None if there are none.
+
+    Example:
+
+    ```python
+    mean([0.86, None, 0.87])  # 0.865
+    ```
+    """
+    values = [float(v) for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def sample_std(values):
+    """Sample standard deviation (ddof 1) of the values that are not None.
+
+    One value (one seed) gives 0.0, not NaN, so a one-seed report stays
+    valid JSON.
+
+    Example:
+
+    ```python
+    sample_std([0.86, 0.87])  # 0.00707
+    ```
+    """
+    values = [float(v) for v in values if v is not None]
+    if len(values) < 2:
+        return 0.0
+    centre = sum(values) / len(values)
+    return (sum((v - centre) ** 2 for v in values) / (len(values) - 1)) ** .5
+
+
+def validate_seeds(seeds, ensemble_size):
+    """Checks a quality bench's seeds and teachers per seed.
+
+    Args:
+        seeds: sequence of distinct ints >= 0.
+        ensemble_size: int >= 1.
+
+    Returns:
+        The seeds as a list.
+
+    Raises:
+        TypeError: if `seeds` is not a sequence (e.g. one int).
+        ValueError: on an empty, repeated or negative seed list, or an
+            `ensemble_size` that is not an int >= 1.
+
+    Example:
+
+    ```python
+    validate_seeds((0, 1, 2), ensemble_size=5)  # [0, 1, 2]
+    ```
+    """
+    if isinstance(seeds, int) or not isinstance(seeds, Sequence):
+        raise TypeError(
+            "`seeds` must be a list of ints, e.g. [0, 1, 2]. "
+            f"Received: seeds={seeds!r}"
+        )
+    seeds = list(seeds)
+    if (not seeds or len(set(seeds)) != len(seeds) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0
+            for s in seeds)):
+        raise ValueError(
+            "`seeds` must be a non-empty list of distinct ints >= 0. "
+            f"Received: seeds={seeds!r}"
+        )
+    if (isinstance(ensemble_size, bool) or not isinstance(ensemble_size, int)
+            or ensemble_size < 1):
+        raise ValueError(
+            "`ensemble_size` must be an int >= 1 (teachers per seed). "
+            f"Received: ensemble_size={ensemble_size!r}"
+        )
+    return seeds

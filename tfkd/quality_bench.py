@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
-import numpy as np
-
 from tfkd import bench_utils
 from tfkd.evaluation.ranking_metrics import gap_recovery
 
@@ -106,7 +104,7 @@ def run_quality_bench(
     from tfkd import quality_rows
     from tfkd import recipes
 
-    seed_list = _validate(seeds, ensemble_size)
+    seed_list = bench_utils.validate_seeds(seeds, ensemble_size)
     recipe = recipes.Recipe() if recipe is None else recipe
     data = _load(data, recipe)
     started = time.perf_counter()
@@ -158,8 +156,8 @@ def summarise(runs: list[dict[str, dict]], seeds: list[int]) -> dict:
         for run in runs
     ]
     report["gap_recovery"] = {
-        "mean": _mean(per_seed),
-        "std": _std(per_seed),
+        "mean": bench_utils.mean(per_seed),
+        "std": bench_utils.sample_std(per_seed),
         "per_seed": per_seed,
     }
     report["size_ratio"] = (report["student_distilled"]["params"]
@@ -171,10 +169,10 @@ def _row(results, seeds):
     aucs = [float(r["auc"]) for r in results]
     vals = [float(r["val_auc"]) for r in results]
     return {
-        "auc_mean": _mean(aucs),
-        "auc_std": _std(aucs),
+        "auc_mean": bench_utils.mean(aucs),
+        "auc_std": bench_utils.sample_std(aucs),
         "auc_per_seed": aucs,
-        "val_auc_mean": _mean(vals),
+        "val_auc_mean": bench_utils.mean(vals),
         "val_auc_per_seed": vals,
         "params": int(results[0]["params"]),
         "seeds": list(seeds),
@@ -183,40 +181,6 @@ def _row(results, seeds):
         "seconds_per_seed": [float(r["seconds"]) for r in results],
         "recipe": results[0]["recipe"],
     }
-
-
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
-def _std(values):
-    # Sample standard deviation, as `tools/seed_table.py`; 0 for one seed.
-    values = [v for v in values if v is not None]
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def _validate(seeds, ensemble_size):
-    if isinstance(seeds, int) or not isinstance(seeds, Sequence):
-        raise TypeError(
-            "`seeds` must be a list of ints, e.g. [0, 1, 2]. "
-            f"Received: seeds={seeds!r}"
-        )
-    seeds = list(seeds)
-    if (not seeds or len(set(seeds)) != len(seeds) or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0
-            for s in seeds)):
-        raise ValueError(
-            "`seeds` must be a non-empty list of distinct ints >= 0. "
-            f"Received: seeds={seeds!r}"
-        )
-    if (isinstance(ensemble_size, bool) or not isinstance(ensemble_size, int)
-            or ensemble_size < 1):
-        raise ValueError(
-            "`ensemble_size` must be an int >= 1 (teachers per seed). "
-            f"Received: ensemble_size={ensemble_size!r}"
-        )
-    return seeds
 
 
 def _load(data, recipe):

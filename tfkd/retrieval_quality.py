@@ -29,9 +29,6 @@ from tfkd import datasets
 from tfkd import evaluation
 from tfkd import models
 from tfkd.models.two_tower import TwoTowerModel
-from tfkd.quality_bench import _mean
-from tfkd.quality_bench import _std
-from tfkd.quality_bench import _validate
 from tfkd.retrieval_distiller import RetrievalDistiller
 
 SPLIT_SEED = 42
@@ -293,7 +290,8 @@ def summarise(runs: list[dict[str, dict]], seeds: list[int]) -> dict:
     per_seed = [run[best]["ndcg@10"] / run["student_scratch"]["ndcg@10"]
                 if run["student_scratch"]["ndcg@10"] > 0 else None
                 for run in runs]
-    report["ndcg_ratio"] = {"mean": _mean(per_seed), "std": _std(per_seed),
+    report["ndcg_ratio"] = {"mean": bench_utils.mean(per_seed),
+                            "std": bench_utils.sample_std(per_seed),
                             "per_seed": per_seed}
     report["size_ratio"] = (report["student_distilled"]["params"]
                             / report["teacher"]["params"])
@@ -304,7 +302,8 @@ def _row(results: list[dict], seeds: list[int]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for key in METRICS:
         values = [float(r[key]) for r in results]
-        row.update({f"{key}_mean": _mean(values), f"{key}_std": _std(values),
+        row.update({f"{key}_mean": bench_utils.mean(values),
+                    f"{key}_std": bench_utils.sample_std(values),
                     f"{key}_per_seed": values})
     row.update(
         params=int(results[0]["params"]), seeds=list(seeds),
@@ -355,7 +354,7 @@ def run_retrieval_quality_bench(
     ```
     """
     settings = RetrievalSettings() if settings is None else settings
-    seed_list = _validate(seeds, settings.ensemble_size)
+    seed_list = bench_utils.validate_seeds(seeds, settings.ensemble_size)
     if data is None:
         data = datasets.movielens_100k(task="retrieval", seed=SPLIT_SEED)
     task = getattr(getattr(data, "spec", None), "task", None)

@@ -26,13 +26,13 @@ import argparse
 import dataclasses
 import importlib
 import os
-import platform
 import subprocess
 import sys
 import time
 
 from tfkd import bench_utils
 from tfkd import speed_bench_report as report_module
+from tfkd import speed_bench_sizes
 from tfkd.arguments import validate_positive_int
 
 BACKENDS = ("tensorflow", "jax")
@@ -52,14 +52,20 @@ class SpeedSettings:
         backend: str. `"tensorflow"` or `"jax"`; Keras must run on it.
             Defaults to `"tensorflow"`.
         rounds: int. Timed epochs per path. Defaults to `5`.
-        batch_size: int. Defaults to `1024`.
+        batch_size: int or None. `None` is the size's: 1024 for `"demo"`,
+            65536 for `"large"`. Defaults to `None`.
         rows: int or None. Examples per epoch; `None` uses the whole
-            training set `repeat` times. Defaults to `None`.
+            training set `repeat` times (`"large"`: 8,388,608 drawn
+            rows). Defaults to `None`.
         repeat: int. Copies of the training set per epoch. Defaults to `4`
             (about 233K rows of MovieLens-100K CTR).
         data: str or None. `"movielens"` (ML-100K CTR train) or
-            `"synthetic"` (random ids of ML-100K's shape, NumPy only).
-            `None` picks movielens on TensorFlow, synthetic on JAX.
+            `"synthetic"` (random ids, NumPy only). `None` picks movielens
+            on TensorFlow at the demo size, else synthetic.
+        size: str. `"demo"` (the demo's teacher and student) or `"large"`
+            (18.7M-parameter teacher, 2.2M student, 180K users x 100K
+            items; synthetic only): `tfkd.speed_bench_sizes`. Defaults to
+            `"demo"`.
         alpha: float. Hard-label weight of every distillation path.
             Defaults to `0.1`.
         temperature: float. Defaults to `3.0`.
@@ -80,25 +86,35 @@ class SpeedSettings:
 
     backend: str = "tensorflow"
     rounds: int = 5
-    batch_size: int = 1024
+    batch_size: int | None = None
     rows: int | None = None
     repeat: int = 4
     data: str | None = None
     alpha: float = 0.1
     temperature: float = 3.0
     seed: int = 0
+    size: str = "demo"
 
     def __post_init__(self):
         _check_choice("backend", self.backend, BACKENDS)
+        size = speed_bench_sizes.preset(self.size)
+        defaults = {"batch_size": size.batch_size, "rows": size.rows,
+                    "data": "movielens" if self.backend == "tensorflow"
+                    and "movielens" in size.data else "synthetic"}
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         for name in ("rounds", "batch_size", "repeat"):
             validate_positive_int(name, getattr(self, name))
         if self.rows is not None:
             validate_positive_int("rows", self.rows)
-        if self.data is None:
-            default = "movielens" if self.backend == "tensorflow" else (
-                "synthetic")
-            object.__setattr__(self, "data", default)
         _check_choice("data", self.data, DATA_SOURCES)
+        if self.data not in size.data:
+            raise ValueError(
+                f"The {self.size!r} size has no {self.data} data: it "
+                f"trains on {' or '.join(size.data)} (--synthetic). "
+                f"Received: data={self.data!r}, size={self.size!r}"
+            )
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(
                 f"`alpha` must be in [0, 1]. Received: alpha={self.alpha}"
@@ -153,7 +169,7 @@ def run_speed_bench(settings=None, extra_paths=None):
     settings = settings or SpeedSettings()
     _check_keras_backend(settings.backend)
     backend = importlib.import_module(_BACKEND_MODULES[settings.backend])
-    load_before = _load_average()
+    load_before = bench_utils.load_average()
     setup = backend.prepare(settings)
     makers = {**setup.paths, **(extra_paths or {})}
     makers = {name: _bind(make, setup) for name, make in makers.items()}
@@ -182,10 +198,10 @@ def run_speed_bench(settings=None, extra_paths=None):
             "optimizer": "adam",
         },
         "machine": {
-            **_machine(),
+            **bench_utils.machine(),
             "devices": setup.devices,
             "load_average_before": load_before,
-            "load_average_after": _load_average(),
+            "load_average_after": bench_utils.load_average(),
         },
         "versions": bench_utils.package_versions(setup.packages),
         "paths": paths,
@@ -251,22 +267,6 @@ def _describe(error):
     return " ".join(f"{type(error).__name__}: {error}".split())[:500]
 
 
-def _machine():
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-
-
-def _load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _check_keras_backend(backend):
     import keras
 
@@ -303,10 +303,14 @@ def add_arguments(parser):
     parser.add_argument("--rows", type=int, default=None,
                         help="examples per epoch (default: ML-100K CTR "
                         "train x 4)")
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: 1024, or 65536 at --size large")
     parser.add_argument("--synthetic", action="store_true",
                         help="random ids of ML-100K's shape instead of "
                         "ML-100K (the default on jax)")
+    parser.add_argument("--size", choices=speed_bench_sizes.SIZES,
+                        default="demo", help="large: 18.7M teacher, 2.2M "
+                        "student, batch 65536, for an accelerator")
 
 
 def settings_from_args(args):
@@ -318,6 +322,7 @@ def settings_from_args(args):
         batch_size=args.batch_size,
         rows=args.rows,
         data="synthetic" if args.synthetic else None,
+        size=args.size,
     )
 
 
@@ -357,6 +362,7 @@ def _run_child(settings, json_path):
         "--backend", settings.backend,
         "--rounds", str(settings.rounds),
         "--batch-size", str(settings.batch_size),
+        "--size", settings.size,
         "--json", json_path or "-",
     ]
     if settings.data == "synthetic":

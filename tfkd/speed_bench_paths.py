@@ -15,18 +15,8 @@ import keras
 import numpy as np
 
 from tfkd import losses as tfkd_losses
+from tfkd import speed_bench_sizes
 
-# ML-100K's vocabulary sizes (row 0 included), so synthetic data has the
-# demo's shape without reading the files.
-MOVIELENS_100K_VOCABULARY_SIZES = {
-    "user_id": 944,
-    "item_id": 1683,
-    "age_bucket": 8,
-    "gender": 3,
-    "occupation": 22,
-    "release_year_bucket": 9,
-    "genres": 20,
-}
 # Share of positive labels in ML-100K CTR train (ratings 4-5 vs 1-2).
 MOVIELENS_POSITIVE_RATE = 0.76
 MOVIELENS_CTR_TRAIN_ROWS = 58_283
@@ -84,7 +74,8 @@ def build_setup(settings, make_feed, backend_paths, devices, packages):
     from tfkd import teachers
 
     features, labels, spec = load_arrays(settings)
-    teacher = build_teacher(spec, settings.seed)
+    teacher = speed_bench_sizes.build_model(spec, settings.size, "teacher",
+                                            settings.seed)
     batch_size = settings.batch_size
     with_logits = teachers.cache_logits(
         teacher, features, batch_size=batch_size
@@ -112,9 +103,10 @@ def load_arrays(settings):
 
     `"movielens"` is ML-100K CTR train, repeated `settings.repeat` times;
     `"synthetic"` draws as many rows of the same shape (ids uniform in
-    each vocabulary, 1-3 genres, 76% positive labels). `settings.rows`
-    cuts (or repeats) either to that many rows. `labels` is `(rows, 1)`
-    float32.
+    each vocabulary of `settings.size`, 1-3 genres, 76% positive labels).
+    `settings.rows` cuts (or repeats) either to that many rows; the
+    `"large"` size draws `settings.rows` (default 8.4M) rows outright.
+    `labels` is `(rows, 1)` float32.
     """
     if settings.data == "movielens":
         from tfkd import datasets
@@ -129,8 +121,11 @@ def load_arrays(settings):
     else:
         from tfkd.datasets import schema
 
-        spec = schema.make_spec("ctr", MOVIELENS_100K_VOCABULARY_SIZES)
-        base = MOVIELENS_CTR_TRAIN_ROWS
+        size = speed_bench_sizes.preset(settings.size)
+        spec = schema.make_spec("ctr", size.vocabulary_sizes)
+        # The demo size repeats ML-100K's row count; the large one draws
+        # every row, since repeats of a small set would fit in a cache.
+        base = settings.rows if size.rows else MOVIELENS_CTR_TRAIN_ROWS
         features, labels = _synthetic(spec, base, settings.seed)
     rows = settings.rows or base * settings.repeat
     index = np.arange(rows) % base
@@ -155,20 +150,11 @@ def _synthetic(spec, rows, seed):
     return features, labels
 
 
-def build_teacher(spec, seed):
-    """The demo's DCN-v2 teacher, untrained: speed does not need skill."""
-    from tfkd import models
-
-    keras.utils.set_random_seed(seed)
-    return models.teacher(spec)
-
-
 def new_student(setup):
     """A fresh student, initialised alike for every path."""
-    from tfkd import models
-
-    keras.utils.set_random_seed(setup.settings.seed + 1)
-    return models.student(setup.spec)
+    settings = setup.settings
+    return speed_bench_sizes.build_model(setup.spec, settings.size,
+                                         "student", settings.seed + 1)
 
 
 class EpochTimer(keras.callbacks.Callback):
