@@ -38,6 +38,9 @@ class TestRunRetrievalBench:
             assert json.load(f) == json.loads(json.dumps(report))
         assert set(report) >= {"config", "goals", "results", "best", "load"}
         assert report["config"]["num_items"] == NUM_ITEMS
+        # 1, 5 and 15 minute averages, as the other benches report them.
+        assert len(report["load"]["before"]) == 3
+        assert len(report["load"]["after"]) == 3
         assert report["goals"] == {
             "max_bytes": 4_000_000,
             "max_invoke_us": 1_000.0,

@@ -83,7 +83,7 @@ def run_retrieval_bench(
     from tfkd import temp_files
 
     _validate(num_items, k, modes, embedding_dims, num_users, check_users)
-    load_before = os.getloadavg()[0]
+    load_before = bench_utils.load_average()
     start = time.perf_counter()
     data = _catalogue(num_items, num_users, seed)
     generated = time.perf_counter() - start
@@ -105,7 +105,8 @@ def run_retrieval_bench(
     report.update({
         "generate_seconds": round(generated, 1),
         "total_seconds": round(time.perf_counter() - start, 1),
-        "load": {"before": load_before, "after": os.getloadavg()[0],
+        "load": {"before": load_before,
+                 "after": bench_utils.load_average(),
                  "cpu_count": os.cpu_count()},
     })
     if json_path is not None:
