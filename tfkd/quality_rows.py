@@ -9,6 +9,7 @@ parameters, epochs and seconds.
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 from typing import NamedTuple
 
@@ -99,7 +100,8 @@ class _Plan(NamedTuple):
     `source` is None (the labelled rows; `recipes.train_distilled` adds
     the transfer set when `config.transfer_size > 0`) or `"logits"` (the
     labelled rows with the ensemble's cached logits); `hint` a
-    `FeatureDistillation` or None.
+    `FeatureDistillation` or None; `student` builds the student from the
+    `FeatureSpec` (None: `tfkd.models.student`).
     """
 
     name: str
@@ -108,6 +110,7 @@ class _Plan(NamedTuple):
     config: recipes.Recipe
     source: str | None
     hint: FeatureDistillation | None = None
+    student: Callable[[Any], keras.Model] | None = None
 
 
 def _plans(recipe, ensemble, single_teacher):
@@ -217,7 +220,7 @@ def _dataset(features, frame, spec, seed, batch_size):
 def _student_row(plan, train_data, data, log):
     started = time.perf_counter()
     with _native_logs.native_logs_filtered():
-        student = models.student(data.spec)
+        student = (plan.student or models.student)(data.spec)
         if plan.teacher is None:
             _, history = recipes.train_supervised(student, train_data,
                                                   plan.config, verbose=0)

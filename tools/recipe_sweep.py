@@ -12,8 +12,11 @@ Prints one line per model and writes validation and test AUC per row.
         --teachers-dir artifacts/sweep_teachers
 
 `--teachers-dir` keeps each seed's trained teachers, so a later sweep on
-the same seed skips the 20 minutes they take. One seed with three rows is
-about 60 minutes with three seeds side by side on 2 cores.
+the same seed skips the 10 minutes they take. `--student embedding_dim=5`
+changes the student preset (`tfkd.models.presets.STUDENT_CONFIG`) for
+every row, and `--scratch` adds that student trained from scratch, for the
+gap recovery of another student size. One seed with three rows is about
+60 minutes with three seeds side by side on 2 cores.
 """
 
 import argparse
@@ -27,9 +30,12 @@ from tfkd import quality_bench
 from tfkd import quality_rows
 from tfkd import recipes
 from tfkd import teachers
+from tfkd.models import presets
+from tfkd.models.ranking_model import ranking_model
 
 
-def sweep(seed, rows, recipe=None, teachers_dir=None):
+def sweep(seed, rows, recipe=None, teachers_dir=None, student=None,
+          scratch=False):
     """The `student_distilled` row of `seed` under each set of overrides.
 
     Args:
@@ -39,6 +45,10 @@ def sweep(seed, rows, recipe=None, teachers_dir=None):
         recipe: `tfkd.recipes.Recipe` or None for the default.
         teachers_dir: str or None. Where the seed's teachers are loaded
             from if saved there, and saved to after training.
+        student: dict or None. Overrides of the student preset's
+            `ranking_model` arguments.
+        scratch: bool. Also train the student from scratch (row
+            `"scratch"`).
 
     Returns:
         dict of row name (its overrides) to the bench's row dict (`auc`,
@@ -49,12 +59,17 @@ def sweep(seed, rows, recipe=None, teachers_dir=None):
     log = quality_rows._Log(seed, 1)
     members = _members(data, recipe, seed, log, teachers_dir)
     ensemble = teachers.Ensemble(members)
+    build = _student(student) if student else None
     results = {}
+    plans = [(name, None, recipe) for name in ["scratch"] if scratch]
     for overrides in rows:
-        config = recipe.replace(seed=seed, **overrides)
         name = ", ".join(f"{k} {v:g}" for k, v in overrides.items())
-        plan = quality_rows._Plan(name or "default recipe", "default recipe",
-                                  ensemble, config, None)
+        plans.append((name or "default recipe", ensemble,
+                      recipe.replace(**overrides)))
+    for name, teacher, config in plans:
+        config = config.replace(seed=seed)
+        plan = quality_rows._Plan(name, "default recipe", teacher, config,
+                                  None, student=build)
         train = quality_rows._train_data(data, None, None, seed, config)
         results[plan.name] = quality_rows._student_row(plan, train, data,
                                                        log)
@@ -75,18 +90,35 @@ def _members(data, recipe, seed, log, teachers_dir):
     return members
 
 
-def _row(text):
-    """`"alpha=0.1,temperature=1"` -> `{"alpha": 0.1, "temperature": 1.0}`."""
-    fields = {f.name: f.type for f in dataclasses.fields(recipes.Recipe)}
+def _student(overrides):
+    config = dict(presets.STUDENT_CONFIG, **overrides)
+
+    def build(spec):
+        return ranking_model(spec, output="logit", name="student", **config)
+
+    return build
+
+
+def _overrides(text, fields, what):
+    """`"alpha=0.1,temperature=1"` -> `{"alpha": 0.1, "temperature": 1}`."""
     overrides = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
         if key not in fields:
             raise argparse.ArgumentTypeError(
-                f"Unknown Recipe field {key!r}; expected one of "
-                f"{sorted(fields)}.")
+                f"Unknown {what} {key!r}; expected one of {sorted(fields)}.")
         overrides[key] = float(value) if "." in value else int(value)
     return overrides
+
+
+def _row(text):
+    fields = [f.name for f in dataclasses.fields(recipes.Recipe)]
+    return _overrides(text, fields, "Recipe field")
+
+
+def _student_overrides(text):
+    return _overrides(text, ["embedding_dim"],
+                      "student setting")
 
 
 def main():
@@ -98,9 +130,15 @@ def main():
                         "alpha=0.1,temperature=1 (an empty string is the "
                         "default recipe)")
     parser.add_argument("--teachers-dir", default=None)
+    parser.add_argument("--student", type=_student_overrides, default=None,
+                        help="student preset overrides, e.g. "
+                        "embedding_dim=5")
+    parser.add_argument("--scratch", action="store_true",
+                        help="also train the student from scratch")
     parser.add_argument("--json", default="-")
     args = parser.parse_args()
-    rows = sweep(args.seed, args.rows, teachers_dir=args.teachers_dir)
+    rows = sweep(args.seed, args.rows, teachers_dir=args.teachers_dir,
+                 student=args.student, scratch=args.scratch)
     text = json.dumps(rows, indent=2, default=float)
     if args.json == "-":
         print(text)
