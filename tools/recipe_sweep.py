@@ -35,7 +35,7 @@ from tfkd.models.ranking_model import ranking_model
 
 
 def sweep(seed, rows, recipe=None, teachers_dir=None, student=None,
-          scratch=False):
+          scratch=False, data=None):
     """The `student_distilled` row of `seed` under each set of overrides.
 
     Args:
@@ -44,18 +44,21 @@ def sweep(seed, rows, recipe=None, teachers_dir=None, student=None,
             `[{"alpha": 0.3}, {"temperature": 1.0}]`.
         recipe: `tfkd.recipes.Recipe` or None for the default.
         teachers_dir: str or None. Where the seed's teachers are loaded
-            from if saved there, and saved to after training.
+            from if saved there (whatever `recipe` says: empty the folder
+            after changing how teachers train), and saved to after
+            training.
         student: dict or None. Overrides of the student preset's
             `ranking_model` arguments.
         scratch: bool. Also train the student from scratch (row
             `"scratch"`).
+        data: ctr `MovieLensData` or None for the bench's MovieLens-100K.
 
     Returns:
         dict of row name (its overrides) to the bench's row dict (`auc`,
         `val_auc`, ...).
     """
     recipe = recipe or recipes.Recipe()
-    data = quality_bench._load(None, recipe)
+    data = quality_bench._load(data, recipe)
     log = quality_rows._Log(seed, 1)
     members = _members(data, recipe, seed, log, teachers_dir)
     ensemble = teachers.Ensemble(members)
@@ -129,6 +132,9 @@ def main():
                         help="Recipe overrides per row, e.g. "
                         "alpha=0.1,temperature=1 (an empty string is the "
                         "default recipe)")
+    parser.add_argument("--base", type=_row, default={},
+                        help="Recipe overrides for every row, scratch "
+                        "included, e.g. epochs=60,patience=20")
     parser.add_argument("--teachers-dir", default=None)
     parser.add_argument("--student", type=_student_overrides, default=None,
                         help="student preset overrides, e.g. "
@@ -137,7 +143,8 @@ def main():
                         help="also train the student from scratch")
     parser.add_argument("--json", default="-")
     args = parser.parse_args()
-    rows = sweep(args.seed, args.rows, teachers_dir=args.teachers_dir,
+    recipe = recipes.Recipe().replace(**args.base)
+    rows = sweep(args.seed, args.rows, recipe, teachers_dir=args.teachers_dir,
                  student=args.student, scratch=args.scratch)
     text = json.dumps(rows, indent=2, default=float)
     if args.json == "-":
