@@ -6,6 +6,7 @@ import pathlib
 import pytest
 
 from tfkd import datasets
+from tfkd import models
 from tfkd import recipes
 
 TINY = recipes.Recipe(epochs=2, patience=1, teachers=2, transfer_size=1.0)
@@ -47,6 +48,6 @@ def test_sweep_reuses_saved_teachers(sweep_tool, tmp_path):
     again = sweep_tool.sweep(0, [{"alpha": 0.5}], **kwargs)
     assert list(first) == ["scratch", "default recipe", "alpha 0.5"]
     assert again["alpha 0.5"]["auc"] == first["alpha 0.5"]["auc"]
-    default_params = sweep_tool._student({})(data.spec).count_params()
+    default_params = models.student(data.spec).count_params()
     assert first["scratch"]["params"] > default_params
     assert first["scratch"]["params"] == first["alpha 0.5"]["params"]

@@ -13,7 +13,7 @@ Prints one line per model and writes validation and test AUC per row.
 
 `--teachers-dir` keeps each seed's trained teachers, so a later sweep on
 the same seed skips the 10 minutes they take. `--student embedding_dim=5`
-changes the student preset (`tfkd.models.presets.STUDENT_CONFIG`) for
+changes the student preset (`tfkd.models.student(spec, embedding_dim=5)`) for
 every row, and `--scratch` adds that student trained from scratch, for the
 gap recovery of another student size. One seed with three rows is about
 60 minutes with three seeds side by side on 2 cores.
@@ -21,17 +21,17 @@ gap recovery of another student size. One seed with three rows is about
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 
 import keras
 
+from tfkd import models
 from tfkd import quality_bench
 from tfkd import quality_rows
 from tfkd import recipes
 from tfkd import teachers
-from tfkd.models import presets
-from tfkd.models.ranking_model import ranking_model
 
 
 def sweep(seed, rows, recipe=None, teachers_dir=None, student=None,
@@ -62,7 +62,7 @@ def sweep(seed, rows, recipe=None, teachers_dir=None, student=None,
     log = quality_rows._Log(seed, 1)
     members = _members(data, recipe, seed, log, teachers_dir)
     ensemble = teachers.Ensemble(members)
-    build = _student(student) if student else None
+    build = functools.partial(models.student, **student) if student else None
     results = {}
     plans = [(name, None, recipe) for name in ["scratch"] if scratch]
     for overrides in rows:
@@ -91,15 +91,6 @@ def _members(data, recipe, seed, log, teachers_dir):
         for model, path in zip(members, paths, strict=True):
             model.save(path)
     return members
-
-
-def _student(overrides):
-    config = dict(presets.STUDENT_CONFIG, **overrides)
-
-    def build(spec):
-        return ranking_model(spec, output="logit", name="student", **config)
-
-    return build
 
 
 def _overrides(text, fields, what):

@@ -57,13 +57,18 @@ def teacher(spec: FeatureSpec, task: str = "ctr") -> keras.Model:
     )
 
 
-def student(spec: FeatureSpec, task: str = "ctr") -> keras.Model:
+def student(
+    spec: FeatureSpec, task: str = "ctr", **overrides: Any
+) -> keras.Model:
     """The small ranking model: 4-wide embeddings and one 16-unit layer.
 
     Args:
         spec: `FeatureSpec`.
         task: str. `"ctr"` (logit output) or `"rating"`. Defaults to
             `"ctr"`.
+        **overrides: `ranking_model` arguments that replace
+            `STUDENT_CONFIG`'s, e.g. `embedding_dim=5` (14,038 parameters
+            on MovieLens-100K, 4.9% of the teacher).
 
     Returns:
         A `ranking_model` named `"student"` with `STUDENT_CONFIG`: at most
@@ -76,8 +81,8 @@ def student(spec: FeatureSpec, task: str = "ctr") -> keras.Model:
 
     ```python
     small = student(tfkd.datasets.movielens_100k().spec)
+    budget = student(spec, embedding_dim=5)  # the full 5% budget
     ```
     """
-    return ranking_model(
-        spec, output=_output(task), name="student", **STUDENT_CONFIG
-    )
+    config = {**STUDENT_CONFIG, **overrides}
+    return ranking_model(spec, output=_output(task), name="student", **config)
