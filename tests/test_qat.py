@@ -1,9 +1,7 @@
 """Tests for the tf_keras bridge, QAT and pruning fine-tunes."""
 
-import importlib.util
 import json
 import os
-import pathlib
 
 import keras
 import keras_rs
@@ -11,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+import tool_loading
 
 from tfkd import datasets
 from tfkd import losses
@@ -258,20 +257,12 @@ class TestPruneFinetune:
             )
 
 
-def _load_tool(name):
-    path = pathlib.Path(__file__).parents[1] / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_qat_report_on_movielens(tmp_path):
     # The README's QAT table, on the real data (about 45 s on 2 cores):
     # every int8 file must compute what its own model computes, and QAT
     # must not lose to post-training int8 by more than noise.
-    qat_report = _load_tool("qat_report")
+    qat_report = tool_loading.load_tool("qat_report")
     rows = {
         row["variant"]: row
         for row in qat_report.main(

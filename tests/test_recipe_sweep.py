@@ -1,9 +1,8 @@
 """`tools/recipe_sweep.py`: the README's sweeps of the default recipe."""
 
-import importlib.util
-import pathlib
 
 import pytest
+import tool_loading
 
 from tfkd import datasets
 from tfkd import models
@@ -12,17 +11,9 @@ from tfkd import recipes
 TINY = recipes.Recipe(epochs=2, patience=1, teachers=2, transfer_size=1.0)
 
 
-def _load_tool(name):
-    path = pathlib.Path(__file__).parents[1] / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def sweep_tool():
-    return _load_tool("recipe_sweep")
+    return tool_loading.load_tool("recipe_sweep")
 
 
 def test_rows_parse_recipe_fields(sweep_tool):
