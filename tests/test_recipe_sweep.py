@@ -1,6 +1,5 @@
 """`tools/recipe_sweep.py`: the README's sweeps of the default recipe."""
 
-
 import pytest
 import tool_loading
 

@@ -22,11 +22,11 @@ gap recovery of another student size. One seed with three rows is about
 import argparse
 import dataclasses
 import functools
-import json
 import os
 
 import keras
 
+from tfkd import bench_utils
 from tfkd import models
 from tfkd import quality_bench
 from tfkd import quality_rows
@@ -64,7 +64,7 @@ def sweep(seed, rows, recipe=None, teachers_dir=None, student=None,
     ensemble = teachers.Ensemble(members)
     build = functools.partial(models.student, **student) if student else None
     results = {}
-    plans = [(name, None, recipe) for name in ["scratch"] if scratch]
+    plans = [("scratch", None, recipe)] if scratch else []
     for overrides in rows:
         name = ", ".join(f"{k} {v:g}" for k, v in overrides.items())
         plans.append((name or "default recipe", ensemble,
@@ -111,8 +111,7 @@ def _row(text):
 
 
 def _student_overrides(text):
-    return _overrides(text, ["embedding_dim"],
-                      "student setting")
+    return _overrides(text, ["embedding_dim"], "student setting")
 
 
 def main():
@@ -137,12 +136,7 @@ def main():
     recipe = recipes.Recipe().replace(**args.base)
     rows = sweep(args.seed, args.rows, recipe, teachers_dir=args.teachers_dir,
                  student=args.student, scratch=args.scratch)
-    text = json.dumps(rows, indent=2, default=float)
-    if args.json == "-":
-        print(text)
-    else:
-        with open(args.json, "w") as file:
-            file.write(text + "\n")
+    bench_utils.write_json(rows, args.json)
 
 
 if __name__ == "__main__":
