@@ -111,6 +111,20 @@ class TestRunQualityBench:
         assert cached["val_auc_mean"] == pytest.approx(
             live["val_auc_mean"], abs=CACHED_TOLERANCE)
 
+    def test_no_variants_trains_the_same_main_rows(self, report_and_path):
+        # Each row seeds its own initialisers and shuffle, so leaving the
+        # variants out changes nothing in the rows that remain.
+        report, _ = report_and_path
+        main_only = quality_bench.run_quality_bench(
+            seeds=[0], ensemble_size=2, recipe=recipes.Recipe(epochs=1),
+            data=datasets.synthetic_movielens(task="ctr"),
+            transfer_size=1.0, verbose=0, variants=False)
+        assert main_only["variants"] == {}
+        for name in MAIN_ROWS:
+            assert (main_only[name]["auc_per_seed"]
+                    == report[name]["auc_per_seed"]), name
+        assert main_only["gap_recovery"] == report["gap_recovery"]
+
     def test_json_written(self, report_and_path):
         report, path = report_and_path
         written = json.loads(path.read_text())
@@ -357,13 +371,19 @@ class TestQualityTaskFlag:
         monkeypatch.setattr(quality_bench, "table", lambda report: "")
         assert quality_bench.main(["--seeds", "1"]) == 0
         assert (calls["ensemble_size"], calls["transfer_size"]) == (5, 5.0)
+        assert calls["variants"] is True
+        assert quality_bench.main(["--seeds", "1", "--no-variants"]) == 0
+        assert calls["variants"] is False
 
     @pytest.mark.parametrize(
         "argv, fragment",
         [(["--task", "ranking"], "invalid choice: 'ranking'"),
          (["--task", "retrieval", "--transfer-size", "2"],
-          "--transfer-size applies to --task ctr only")],
-        ids=["unknown_task", "transfer_size_for_retrieval"],
+          "apply to --task ctr only"),
+         (["--task", "retrieval", "--no-variants"],
+          "apply to --task ctr only")],
+        ids=["unknown_task", "transfer_size_for_retrieval",
+             "no_variants_for_retrieval"],
     )
     def test_refused(self, argv, fragment, capsys):
         with pytest.raises(SystemExit) as exit_info:

@@ -48,6 +48,7 @@ def run_seed(
     ensemble_size: int,
     transfer_size: float,
     verbose: int = 1,
+    variants: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Trains the teachers of one model seed and every student row.
 
@@ -58,6 +59,8 @@ def run_seed(
         ensemble_size: int >= 1. Teachers in the ensemble.
         transfer_size: float > 0. Transfer rows per training row.
         verbose: int. 0 silent, else one line per model on stderr.
+        variants: bool. False trains only the two main students
+            (`student_scratch`, `student_distilled`).
 
     Returns:
         dict of row name to a dict with `auc`, `val_auc`, `params`,
@@ -79,15 +82,19 @@ def run_seed(
     log("teacher ensemble", rows["teacher_ensemble"])
     for name in [n for n in rows if n.startswith("member_")]:
         del rows[name]
-    # The ensemble scores train and val once; the live and the cached rows
-    # read the same arrays, so only the teacher differs between them.
-    with _native_logs.native_logs_filtered():
-        columns = {name: teachers.cache_logits(
-            ensemble, features_from_frame(data.frames[name], data.spec))
-            for name in ("train", "val")}
     # The recipe's seed seeds each row's transfer-set draw and shuffle.
     recipe = recipe.replace(seed=seed, transfer_size=transfer_size)
-    for plan in _plans(recipe, ensemble, members[0]):
+    plans = [plan for plan in _plans(recipe, ensemble, members[0])
+             if variants or plan.name.startswith("student_")]
+    # The ensemble scores train and val once; the live and the cached rows
+    # read the same arrays, so only the teacher differs between them.
+    columns = {}
+    if any(plan.source == "logits" for plan in plans):
+        with _native_logs.native_logs_filtered():
+            columns = {name: teachers.cache_logits(
+                ensemble, features_from_frame(data.frames[name], data.spec))
+                for name in ("train", "val")}
+    for plan in plans:
         train_data = _train_data(data, columns, plan.source, seed,
                                  plan.config)
         rows[plan.name] = _student_row(plan, train_data, data, log)
