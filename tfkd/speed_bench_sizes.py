@@ -1,11 +1,13 @@
 """Model and data sizes of the speed bench: the demo's, and an accelerator's.
 
-`"demo"` is what `make demo` trains: the DCN-v2 teacher and the 11K
-student on MovieLens-100K's vocabularies, batch 1024. `"large"` is the
-scale the accelerator figures of issue #14 were measured at outside tfkd:
-synthetic CTR with 7 features, 8.4M rows, an 18.7M-parameter teacher, a
-2.2M student and batch 65536, where a 2-core CPU runs out of patience and
-a GPU first has work to do.
+`"demo"` is what `make demo` trains: the DCN-v2 teacher and the
+`tfkd.models.student` preset (14K parameters; 11K before #13's full-budget
+default, when `docs/BENCHMARKS.md`'s CPU tables were measured) on
+MovieLens-100K's vocabularies, batch 1024. `"large"` is the scale the
+accelerator figures of issue #14 were measured at outside tfkd: synthetic
+CTR with 7 features, 8.4M rows, an 18.7M-parameter teacher, a 2.2M student
+and batch 65536, where a 2-core CPU runs out of patience and a GPU first
+has work to do.
 """
 
 import dataclasses
