@@ -517,3 +517,26 @@ def test_distill_stderr_is_one_line_per_model(clicks_csv, tmp_path):
     assert result.stdout.splitlines() == [
         f"Student written to {tmp_path / 'student.keras'}"
     ]
+
+
+def test_bench_keeps_native_notices_off_stderr(monkeypatch, capfd,
+                                               tmp_path):
+    # What the converter and LiteRT write to fd 2 during `tfkd bench`
+    # (measured: four `fully_quantize` lines and the XNNPACK notice).
+    from tfkd import bench
+
+    def fake_run_bench(student, data, **kwargs):
+        os.write(2, b"fully_quantize: 0, inference_type: 6, "
+                    b"input_inference_type: FLOAT32\n"
+                    b"INFO: Created TensorFlow Lite XNNPACK delegate for "
+                    b"CPU.\n")
+        return {"int8": {"bytes": 1}}
+
+    monkeypatch.delenv("TFKD_DEBUG", raising=False)
+    monkeypatch.setattr(bench, "load_or_train",
+                        lambda model, epochs: ("student", None, "data"))
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--json", str(out)]) == 0
+    assert capfd.readouterr().err == ""
+    assert json.loads(out.read_text()) == {"int8": {"bytes": 1}}

@@ -7,6 +7,7 @@ command line goes to their module's `main`.
 
 import importlib
 
+from tfkd import _native_logs
 from tfkd.cli_data import CommandError
 
 # flag: (module with `main(argv)`, help, an example of its own flags)
@@ -67,10 +68,14 @@ def run(args):
             "holds a bare student: pass a saved Distiller (.keras) to "
             "--model, or leave --model out to train both."
         )
-    report = bench.run_bench(
-        student, data, teacher=teacher, workdir=args.workdir,
-        rounds=args.rounds, compression=args.qat,
-    )
+    # The converter and LiteRT write notices to fd 2, past Python (one
+    # `fully_quantize: ...` per int8 file, the XNNPACK delegate's);
+    # `run_bench` prints nothing of its own, so filtering it delays nothing.
+    with _native_logs.native_logs_filtered():
+        report = bench.run_bench(
+            student, data, teacher=teacher, workdir=args.workdir,
+            rounds=args.rounds, compression=args.qat,
+        )
     bench.write_json(report, args.json)
     return 0
 
