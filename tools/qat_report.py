@@ -164,11 +164,12 @@ def main(argv=None):
     Example:
 
     ```
-    python -m tfkd.export.qat_report --out-dir export/qat
+    .venv/bin/python tools/qat_report.py --out-dir /tmp/qat
     ```
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", default="export/qat_report")
+    # Under the git-ignored artifacts/, not the tracked export/ folder.
+    parser.add_argument("--out-dir", default="artifacts/qat_report")
     parser.add_argument("--json", default=None, help="write rows here")
     parser.add_argument("--teacher-epochs", type=int, default=2)
     parser.add_argument("--student-epochs", type=int, default=3)
