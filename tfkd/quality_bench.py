@@ -83,8 +83,8 @@ def run_quality_bench(
         verbose: int. 0 silent; 1 one line per model on stderr. Defaults
             to `1`.
         variants: bool. False trains only the main rows (`variants` is
-            then empty): the teachers and two students of each seed, about
-            half the time. Defaults to `True`.
+            then empty): the teachers and two students of each seed, not
+            the five variant students. Defaults to `True`.
 
     Returns:
         dict with `teacher`, `teacher_ensemble`, `student_scratch`,
