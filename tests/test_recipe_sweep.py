@@ -31,7 +31,7 @@ def test_sweep_reuses_saved_teachers(sweep_tool, tmp_path):
     # must be the larger student's.
     data = datasets.synthetic_movielens(num_ratings=2000, seed=3)
     kwargs = dict(recipe=TINY, teachers_dir=str(tmp_path), data=data,
-                  student={"embedding_dim": 5}, scratch=True)
+                  student={"embedding_dim": 6}, scratch=True)
     first = sweep_tool.sweep(0, [{}, {"alpha": 0.5}], **kwargs)
     saved = sorted(p.name for p in tmp_path.iterdir())
     assert saved == ["seed0_member0.keras", "seed0_member1.keras"]

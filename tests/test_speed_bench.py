@@ -473,9 +473,9 @@ class TestWithoutTensorFlow:
         )
         result = _run_python(["-c", script], no_tensorflow)
         assert result.returncode == 0, result.stderr[-3000:]
-        # Embeddings (10 + 5) * 4 = 60; Dense 8 -> 16: 144; Dense 16 -> 1:
-        # 17. Total 221.
-        assert result.stdout.strip() == "221"
+        # Embeddings (10 + 5) * 5 = 75; Dense 10 -> 16: 176; Dense 16 -> 1:
+        # 17. Total 268.
+        assert result.stdout.strip() == "268"
 
     def test_jax_bench_runs_without_tensorflow(self, no_tensorflow, tmp_path):
         path = tmp_path / "jax.json"

@@ -12,8 +12,8 @@ Prints one line per model and writes validation and test AUC per row.
         --teachers-dir artifacts/sweep_teachers
 
 `--teachers-dir` keeps each seed's trained teachers, so a later sweep on
-the same seed skips the 10 minutes they take. `--student embedding_dim=5`
-changes the student preset (`tfkd.models.student(spec, embedding_dim=5)`) for
+the same seed skips the 10 minutes they take. `--student embedding_dim=4`
+changes the student preset (`tfkd.models.student(spec, embedding_dim=4)`) for
 every row, and `--scratch` adds that student trained from scratch, for the
 gap recovery of another student size. One seed with three rows is about
 60 minutes with three seeds side by side on 2 cores.
@@ -124,11 +124,11 @@ def main():
                         "default recipe)")
     parser.add_argument("--base", type=_row, default={},
                         help="Recipe overrides for every row, scratch "
-                        "included, e.g. epochs=60,patience=20")
+                        "included, e.g. epochs=40,patience=10")
     parser.add_argument("--teachers-dir", default=None)
     parser.add_argument("--student", type=_student_overrides, default=None,
                         help="student preset overrides, e.g. "
-                        "embedding_dim=5")
+                        "embedding_dim=4")
     parser.add_argument("--scratch", action="store_true",
                         help="also train the student from scratch")
     parser.add_argument("--json", default="-")
