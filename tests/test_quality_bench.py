@@ -35,19 +35,23 @@ ROW_KEYS = ("auc_mean", "auc_std", "auc_per_seed", "val_auc_mean",
 CACHED_TOLERANCE = 1e-4
 
 
-@pytest.fixture(scope="module")
-def report_and_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("quality") / "quality.json"
-    report = quality_bench.run_quality_bench(
+def _small_run(**kwargs):
+    """The bench at the suite's size: one seed, 2 teachers, one epoch."""
+    return quality_bench.run_quality_bench(
         seeds=[0],
         ensemble_size=2,
         recipe=recipes.Recipe(epochs=1),
         data=datasets.synthetic_movielens(task="ctr"),
         transfer_size=1.0,
-        json_path=str(path),
         verbose=0,
+        **kwargs,
     )
-    return report, path
+
+
+@pytest.fixture(scope="module")
+def report_and_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("quality") / "quality.json"
+    return _small_run(json_path=str(path)), path
 
 
 def _finite_numbers(value):
@@ -115,10 +119,7 @@ class TestRunQualityBench:
         # Each row seeds its own initialisers and shuffle, so leaving the
         # variants out changes nothing in the rows that remain.
         report, _ = report_and_path
-        main_only = quality_bench.run_quality_bench(
-            seeds=[0], ensemble_size=2, recipe=recipes.Recipe(epochs=1),
-            data=datasets.synthetic_movielens(task="ctr"),
-            transfer_size=1.0, verbose=0, variants=False)
+        main_only = _small_run(variants=False)
         assert main_only["variants"] == {}
         for name in MAIN_ROWS:
             assert (main_only[name]["auc_per_seed"]
