@@ -361,7 +361,7 @@ class TestQualityTaskFlag:
         assert calls["seeds"] == [3]
         assert calls["json_path"] == "out.json"
         assert (calls["settings"].ensemble_size, calls["settings"].epochs,
-                calls["settings"].patience) == (2, 4, 10)
+                calls["settings"].patience) == (2, 4, 20)
         assert "student_distilled = kd_" in capsys.readouterr().err
 
     def test_ctr_is_the_default(self, monkeypatch):

@@ -48,14 +48,15 @@ class RetrievalSettings:
     """The recipe every model of the retrieval bench shares.
 
     Distillation settings chosen on validation only (seed 0, one teacher).
+    Patience 20: at 10, students stopped while still climbing (README).
 
     Args:
         epochs: int. Maximum epochs per model. Defaults to `100`.
-        patience: int. Early-stopping patience. Defaults to `10`.
+        patience: int. Early-stopping patience. Defaults to `20`.
         learning_rate: float. Adam's. Defaults to `1e-3`.
         logq: bool. logQ correction from the training counts in every
             model's in-batch softmax. Defaults to `True`.
-        ensemble_size: int >= 1. Teachers per seed. Defaults to `3`.
+        ensemble_size: int >= 1. Teachers per seed. Defaults to `2`.
         methods: tuple of str. `RetrievalDistiller` methods to run.
             Defaults to `("in_batch", "ranking")`.
         in_batch: dict. `compile` settings of `"in_batch"`.
@@ -63,10 +64,10 @@ class RetrievalSettings:
     """
 
     epochs: int = 100
-    patience: int = 10
+    patience: int = 20
     learning_rate: float = 1e-3
     logq: bool = True
-    ensemble_size: int = 3
+    ensemble_size: int = 2
     methods: tuple[str, ...] = ("in_batch", "ranking")
     in_batch: dict = dataclasses.field(
         default_factory=lambda: {"alpha": 0.0, "temperature": 1.0})
