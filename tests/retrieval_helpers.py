@@ -1,5 +1,6 @@
 """The small trained two-tower and Keras' exact top-K that the retrieval
-export tests (`test_retrieval_export.py`, `test_retrieval_table.py`) share."""
+export tests (`test_retrieval_export.py`, `test_retrieval_table.py`) share,
+and the NumPy reference of the in-batch KD term."""
 
 import keras
 import numpy as np
@@ -31,3 +32,15 @@ def keras_top_ids(model, data, users, k):
     )
     scores = np.asarray(model.score(users, items))
     return items["item_id"][np.argsort(-scores, axis=1)[:, :k]]
+
+
+def np_in_batch_kd(teacher_logits, student_logits, t):
+    """KL(p_t || p_s) row by row at temperature t, row mean, times t^2."""
+    def log_softmax(x):
+        x = x - x.max(axis=-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+    log_p_t = log_softmax(teacher_logits / t)
+    log_p_s = log_softmax(student_logits / t)
+    kl = (np.exp(log_p_t) * (log_p_t - log_p_s)).sum(axis=-1)
+    return kl.mean() * t**2

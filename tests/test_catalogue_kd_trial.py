@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.retrieval_helpers import np_in_batch_kd
 from tests.tool_loading import load_tool
 from tfkd import datasets
 from tfkd import models
@@ -32,15 +33,6 @@ def _catalogue(data):
         data.items, data.spec, names=datasets.ITEM_FEATURES)
 
 
-def _kl(teacher_logits, student_logits, t):
-    def log_softmax(x):
-        x = x / t - (x / t).max(axis=-1, keepdims=True)
-        return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
-
-    log_p, log_q = log_softmax(teacher_logits), log_softmax(student_logits)
-    return (np.exp(log_p) * (log_p - log_q)).sum(-1).mean() * t**2
-
-
 def test_term_is_softmax_kl_over_the_whole_catalogue(trial, data):
     teacher, student = _models(data)
     distiller = trial.CatalogueDistiller(teacher, student)
@@ -54,7 +46,7 @@ def test_term_is_softmax_kl_over_the_whole_catalogue(trial, data):
     student_logits = np.asarray(student.score(batch, items))
     np.testing.assert_allclose(
         float(distiller.compute_losses(batch)),
-        _kl(teacher_logits / teacher.temperature,
+        np_in_batch_kd(teacher_logits / teacher.temperature,
             student_logits / student.temperature, 2.0),
         rtol=1e-4)
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.retrieval_helpers import np_in_batch_kd
 from tfkd import datasets
 from tfkd import models
 from tfkd import retrieval_losses
@@ -65,19 +66,6 @@ def _ranking_compile(distiller, data, **kwargs):
     )
 
 
-def _np_log_softmax(x):
-    x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
-
-
-def _np_in_batch_kd(teacher_logits, student_logits, t):
-    # KL(p_t || p_s) row by row at temperature t, mean over rows, times t^2.
-    log_p_t = _np_log_softmax(teacher_logits / t)
-    log_p_s = _np_log_softmax(student_logits / t)
-    kl = (np.exp(log_p_t) * (log_p_t - log_p_s)).sum(axis=-1)
-    return kl.mean() * t**2
-
-
 def _np_relaxed_ranking(ranked, negatives, weights):
     # -sum_k log(e^{s_k} / (sum_{l >= k} e^{s_l} + sum_j e^{n_j})), row mean.
     losses = []
@@ -106,7 +94,7 @@ class TestRetrievalLosses:
             teacher, student, t
         )
         np.testing.assert_allclose(
-            float(value), _np_in_batch_kd(teacher, student, t), rtol=1e-5
+            float(value), np_in_batch_kd(teacher, student, t), rtol=1e-5
         )
 
     def test_in_batch_zero_for_equal_logits(self):
@@ -143,7 +131,7 @@ class TestRetrievalDistiller:
         distiller.compile(alpha=0.3, temperature=t)
         loss = distiller.compute_losses(batch)
         logs = {m.name: float(m.result()) for m in distiller.metrics}
-        expected = _np_in_batch_kd(
+        expected = np_in_batch_kd(
             _np_logits(teacher, batch), _np_logits(student, batch), t
         )
         np.testing.assert_allclose(
