@@ -58,7 +58,9 @@ def run_quality_bench(
     `student_distilled` (the default recipe, the one `make demo` runs: KD
     from the ensemble with the recipe's alpha and T plus a transfer set of
     `transfer_size` times the labelled rows, `tfkd.recipes.train_distilled`)
-    and, without the transfer set, the `variants` `kd_ensemble` (the live
+    and, without the transfer set (so with an epoch cap that allows as
+    many steps, `quality_rows.same_steps`; the scratch student's too),
+    the `variants` `kd_ensemble` (the live
     ensemble), `kd_single_teacher`, `kd_feature_projection` (the same plus
     a `tfkd.FeatureDistillation` hint from the teacher's last hidden layer
     to the student's, through a trained projection),
@@ -318,7 +320,9 @@ def _parser():
                         help="teachers per seed (default: 5 for ctr, "
                         f"{RetrievalSettings.ensemble_size} for retrieval)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="maximum epochs per model (default: "
+                        help="maximum epochs per model; ctr rows "
+                        "without the transfer set get as many steps "
+                        "(default: "
                         f"{recipes.Recipe.epochs} for ctr, "
                         f"{RetrievalSettings.epochs} for retrieval)")
     parser.add_argument("--patience", type=int, default=None,
