@@ -33,6 +33,35 @@ def write_json(report, path):
     atomic_files.write_text(path, text + "\n")
 
 
+def read_json(path):
+    """Reads a report `write_json` wrote.
+
+    Args:
+        path: str. The JSON file.
+
+    Returns:
+        The decoded report.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: if it does not hold JSON (e.g. a run still writing
+            to stdout, or a log file passed by mistake).
+
+    Example:
+
+    ```python
+    report = read_json("report.json")
+    ```
+    """
+    with open(path) as f:
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not a JSON report ({e}). Pass the file "
+                         "that --json wrote.") from e
+
+
 def package_versions(names):
     """Installed version of each distribution, `None` where absent.
 

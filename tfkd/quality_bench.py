@@ -264,6 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.merge:
+        training = [flag for flag, value in (
+            ("--epochs", args.epochs), ("--patience", args.patience),
+            ("--ensemble-size", args.ensemble_size),
+            ("--transfer-size", args.transfer_size),
+            ("--no-variants", args.no_variants or None)) if value is not None]
+        if training:
+            parser.error(f"--merge trains nothing: drop {', '.join(training)}"
+                         " (the reports keep the settings they were made "
+                         "with)")
+        return _main_merge(args)
     if args.task == "retrieval":
         if args.transfer_size is not None or args.no_variants:
             parser.error("--transfer-size and --no-variants apply to --task "
@@ -296,6 +307,18 @@ def _main_retrieval(args):
     report = retrieval_quality.run_retrieval_quality_bench(
         seeds=args.seeds, settings=settings, json_path=args.json)
     print(retrieval_quality.table(report), file=sys.stderr)
+    return 0
+
+
+def _main_merge(args):
+    from tfkd import quality_merge
+    from tfkd import retrieval_quality
+
+    merged = quality_merge.merge_reports(
+        [bench_utils.read_json(path) for path in args.merge])
+    bench_utils.write_json(merged, args.json)
+    print((retrieval_quality.table if "ndcg_ratio" in merged else table)(
+        merged), file=sys.stderr)
     return 0
 
 
@@ -335,6 +358,9 @@ def _parser():
     parser.add_argument("--no-variants", action="store_true",
                         help="ctr only: train the teachers, the scratch "
                         "and the default-recipe student, not the variants")
+    parser.add_argument("--merge", nargs="+", metavar="REPORT",
+                        help="instead of training, merge the JSON reports "
+                        "of other seeds (e.g. run in parallel) into one")
     parser.add_argument("--json", default="-",
                         help="output file (default: stdout)")
     return parser

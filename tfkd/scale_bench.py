@@ -11,7 +11,6 @@ Memory that stays flat as rows grow is the point: `rss_ratio_<big>_vs_
 """
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -321,8 +320,7 @@ def _run_child(folder, batch_size, seed):
             f"The scale bench child on {folder} failed (exit "
             f"{proc.returncode}):\n{proc.stderr[-3000:]}"
         )
-    with open(out) as f:
-        return json.load(f)
+    return bench_utils.read_json(out)
 
 
 def main(argv=None):
