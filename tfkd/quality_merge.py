@@ -99,7 +99,9 @@ def _check_settings(reports):
                 "the same recipe can be merged.")
     names = [sorted(_row_names(report)) for report in reports]
     if any(n != names[0] for n in names):
-        raise ValueError(f"The reports have different rows: {names}.")
+        raise ValueError(
+            f"The reports have different rows: {names}. Merge reports made "
+            "with the same flags (--no-variants leaves the variants out).")
 
 
 def _row_names(report):
