@@ -317,8 +317,8 @@ def _main_merge(args):
     merged = quality_merge.merge_reports(
         [bench_utils.read_json(path) for path in args.merge])
     bench_utils.write_json(merged, args.json)
-    print((retrieval_quality.table if "ndcg_ratio" in merged else table)(
-        merged), file=sys.stderr)
+    tables = {"ctr": table, "retrieval": retrieval_quality.table}
+    print(tables[quality_merge.task_of(merged)](merged), file=sys.stderr)
     return 0
 
 

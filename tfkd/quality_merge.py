@@ -19,6 +19,8 @@ refused rather than averaged.
 from collections.abc import Sequence
 from typing import Any
 
+from tfkd import quality_bench
+
 PER_SEED = "_per_seed"
 # Settings that may differ between the reports: the seeds themselves.
 PER_REPORT = ("seeds",)
@@ -53,7 +55,7 @@ def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if len(reports) < 2:
         raise ValueError("Merging needs at least two reports. Received: "
                          f"{len(reports)}")
-    tasks = [_task(report, i) for i, report in enumerate(reports)]
+    tasks = [task_of(report, i) for i, report in enumerate(reports)]
     if len(set(tasks)) != 1:
         raise ValueError(f"The reports are of different tasks: {tasks}. "
                          "Merge ctr and retrieval reports separately.")
@@ -71,7 +73,21 @@ def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _task(report, index):
+def task_of(report: dict[str, Any], index: int = 0) -> str:
+    """`"ctr"` or `"retrieval"`: which bench wrote `report`.
+
+    Args:
+        report: dict, a quality-bench report.
+        index: int. Its position, for the error message. Defaults to `0`.
+
+    Returns:
+        str.
+
+    Raises:
+        ValueError: if `report` is not a quality-bench report.
+
+    Example: `task_of(bench_utils.read_json("q.json"))`.
+    """
     if "ndcg_ratio" in report:
         return "retrieval"
     if "gap_recovery" in report:
@@ -97,18 +113,18 @@ def _check_settings(reports):
                 f"({', '.join(differ)}): {[first.get(k) for k in differ]} "
                 f"vs {[other.get(k) for k in differ]}. Only reports of "
                 "the same recipe can be merged.")
-    names = [sorted(_row_names(report)) for report in reports]
+    names = [sorted(_rows_by_run_name(report)) for report in reports]
     if any(n != names[0] for n in names):
         raise ValueError(
             f"The reports have different rows: {names}. Merge reports made "
             "with the same flags (--no-variants leaves the variants out).")
 
 
-def _row_names(report):
+def _rows_by_run_name(report):
+    """Every row of `report` under the name `run_seed` gave it."""
     rows = dict(report["variants"])
     method = report.get("distilled_method")
-    for name in ("teacher", "teacher_ensemble", "student_scratch",
-                 "student_distilled"):
+    for name in quality_bench.MAIN_ROWS:
         # Retrieval renamed its best `kd_*` row: undo it, so the merged
         # seeds choose the best method again over all of them.
         rows[method if name == "student_distilled" and method else name] = (
@@ -118,7 +134,7 @@ def _row_names(report):
 
 def _runs(report):
     """The per-seed rows (`run_seed`'s return) the report was made from."""
-    rows = _row_names(report)
+    rows = _rows_by_run_name(report)
     count = len(report["settings"]["seeds"])
     return [{name: _seed_row(row, i) for name, row in rows.items()}
             for i in range(count)]
@@ -136,6 +152,4 @@ def _summarise(task):
         from tfkd import retrieval_quality
 
         return retrieval_quality.summarise
-    from tfkd import quality_bench
-
     return quality_bench.summarise
