@@ -1,4 +1,5 @@
-"""`tfkd.atomic_files`: each non-model file tfkd writes, whole or not at all."""
+"""`tfkd._internal.atomic_files`: each non-model file tfkd writes, whole
+or not at all."""
 
 import json
 import os
@@ -8,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfkd import atomic_files
-from tfkd import temp_files
+from tfkd._internal import atomic_files
+from tfkd._internal import temp_files
 
 
 def test_write_json_replaces_and_leaves_no_temporary(tmp_path):

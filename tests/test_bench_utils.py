@@ -1,11 +1,11 @@
-"""Tests for the helpers the benchmarks share (`tfkd.bench_utils`)."""
+"""Tests for the helpers the benchmarks share (`tfkd.bench.utils`)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from tfkd import bench_utils
+from tfkd.bench import utils as bench_utils
 
 
 class TestSeedStatistics:

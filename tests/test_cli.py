@@ -15,11 +15,11 @@ import pytest
 from test_tabular import clicks_frame
 
 from tfkd import Distiller
-from tfkd import cli
-from tfkd import cli_data
 from tfkd import datasets
 from tfkd import export
 from tfkd import models
+from tfkd.cli import data as cli_data
+from tfkd.cli import main as cli
 
 RUN_TFLITE = pathlib.Path(__file__).parents[1] / "export" / "run_tflite.py"
 # The columns the hand-built teacher reads (not `hour`).
@@ -499,7 +499,7 @@ def test_distill_stderr_is_one_line_per_model(clicks_csv, tmp_path):
     for name in ("TFKD_DEBUG", "TF_CPP_MIN_LOG_LEVEL"):
         env.pop(name, None)
     result = subprocess.run(
-        [sys.executable, "-m", "tfkd.cli", "distill", "--data", clicks_csv,
+        [sys.executable, "-m", "tfkd.cli.main", "distill", "--data", clicks_csv,
          "--label", "clicked", "--epochs", "1", "--teachers", "2",
          "--output", str(tmp_path / "student.keras")],
         env=env, capture_output=True, text=True, timeout=300,
@@ -523,7 +523,7 @@ def test_bench_keeps_native_notices_off_stderr(monkeypatch, capfd,
                                                tmp_path):
     # What the converter and LiteRT write to fd 2 during `tfkd bench`
     # (measured: four `fully_quantize` lines and the XNNPACK notice).
-    from tfkd import bench
+    from tfkd.bench import export_bench as bench
 
     def fake_run_bench(student, data, **kwargs):
         os.write(2, b"fully_quantize: 0, inference_type: 6, "

@@ -1,4 +1,5 @@
-"""What `tfkd/_compat.py` relies on, checked against the pinned versions.
+"""What `tfkd/_internal/compat.py` relies on, checked against the pinned
+versions.
 
 Each entry names the `_compat` function and checks the private Keras /
 TensorFlow / TFMOT names it reaches, so an upgrade that moves one fails
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfkd import _compat
+from tfkd._internal import compat as _compat
 
 
 def _functional():
@@ -166,7 +167,8 @@ def test_private_api_still_there(name):
         CHECKS[name]()
     except Exception as e:  # noqa: BLE001 - re-raised with the name
         raise AssertionError(
-            f"tfkd._compat.{name} relies on a private API that the pinned "
+            f"tfkd._internal.compat.{name} relies on a private API that the "
+            f"pinned "
             f"Keras / TensorFlow / TFMOT no longer provide as expected: "
             f"{type(e).__name__}: {e}"
         ) from e

@@ -10,12 +10,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tfkd import bench
 from tfkd import datasets
-from tfkd import demo
 from tfkd import evaluation
 from tfkd import models
 from tfkd import recipes
+from tfkd.bench import export_bench as bench
+from tfkd.cli import demo
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_KEYS = ("auc", "logloss", "params", "bytes")
@@ -72,7 +72,8 @@ class TestDemoCommand:
         """`tfkd demo --quick` on the real data, as `make demo` runs it."""
         out = tmp_path / "demo.json"
         proc = subprocess.run(
-            [sys.executable, "-m", "tfkd.cli", "demo", "--quick", "--quiet",
+            [sys.executable, "-m", "tfkd.cli.main", "demo", "--quick",
+             "--quiet",
              "--json", str(out), "--plots", str(tmp_path / "plots"),
              "--export-dir", str(tmp_path / "export")],
             capture_output=True, text=True, timeout=600,
@@ -190,7 +191,7 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
 
 def test_cli_defaults_are_the_recipe():
     # One recipe: flags the user leaves out keep `Recipe`'s values.
-    from tfkd import cli
+    from tfkd.cli import main as cli
 
     parser = cli.build_parser()
     args = parser.parse_args(["distill"])

@@ -219,7 +219,7 @@ class TestMisuse:
 
     def test_minimum_temperature_is_accepted(self):
         distiller = tfkd.Distiller(_dense_model(), _dense_model())
-        distiller.compile(temperature=tfkd.distiller.MIN_TEMPERATURE)
+        distiller.compile(temperature=tfkd.distillers.distiller.MIN_TEMPERATURE)
         assert distiller.temperature == 0.05
 
     def test_why_tiny_temperatures_are_refused(self):

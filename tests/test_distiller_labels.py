@@ -71,13 +71,13 @@ class TestBinaryLabels:
     def test_checked_once_per_call_not_per_epoch(self, x, ratings,
                                                  monkeypatch):
         seen = []
-        check = tfkd.labels.check_labels
+        check = tfkd.distillers.labels.check_labels
 
         def counting(labels, *args, **kwargs):
             seen.append(kwargs.get("where", args[-1] if args else None))
             return check(labels, *args, **kwargs)
 
-        monkeypatch.setattr(tfkd.labels, "check_labels", counting)
+        monkeypatch.setattr(tfkd.distillers.labels, "check_labels", counting)
         clicks = (ratings >= 4).astype("float32")
         _distiller().fit(x, clicks, validation_data=(x, clicks), epochs=3,
                          batch_size=16, verbose=0)

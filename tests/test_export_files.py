@@ -23,7 +23,7 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 from tfkd import export  # noqa: E402
-from tfkd import temp_files  # noqa: E402
+from tfkd._internal import temp_files  # noqa: E402
 from tfkd.export import atomic_write  # noqa: E402
 from tfkd.export.converter_utils import SAVED_MODEL_PREFIX  # noqa: E402
 from tfkd.export.converter_utils import convert_keras_model  # noqa: E402

@@ -83,7 +83,7 @@ def _with_extra_columns(features):
 
 def _by_name(model, features):
     return np.asarray(
-        model(tfkd.model_utils.select_inputs(model, features))
+        model(tfkd._internal.model_utils.select_inputs(model, features))
     ).reshape(-1)
 
 

@@ -7,13 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from tfkd import cli
 from tfkd import datasets
 from tfkd import evaluation
 from tfkd import models
-from tfkd import quality_bench
 from tfkd import recipes
-from tfkd import retrieval_quality
+from tfkd.bench import quality as quality_bench
+from tfkd.bench import retrieval_quality
+from tfkd.cli import main as cli
 
 MAIN_ROWS = ("teacher", "teacher_ensemble", "student_scratch",
              "student_distilled")

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from tfkd import cli
-from tfkd import quality_bench
-from tfkd import quality_merge
-from tfkd import retrieval_quality
+from tfkd.bench import quality as quality_bench
+from tfkd.bench import quality_merge
+from tfkd.bench import retrieval_quality
+from tfkd.cli import main as cli
 
 CTR_SETTINGS = {"ensemble_size": 5, "transfer_size": 5.0,
                 "recipe": {"alpha": 0.2, "epochs": 60}, "data": "ctr"}

@@ -1,4 +1,5 @@
-"""Tests for `tfkd.retrieval_bench` (`tfkd bench --retrieval`, issue #14).
+"""Tests for `tfkd.bench.retrieval_catalogue` (`tfkd bench --retrieval`,
+issue #14).
 
 The bench runs on a 2,000-item catalogue here, through the same code as
 the 100K-item run.
@@ -8,8 +9,8 @@ import json
 
 import pytest
 
-from tfkd import cli
-from tfkd import retrieval_bench
+from tfkd.bench import retrieval_catalogue as retrieval_bench
+from tfkd.cli import main as cli
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.retrieval_export import DEFAULT_MIN_RECALL
 from tfkd.export.retrieval_export import IDS_OUTPUT

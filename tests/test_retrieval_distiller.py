@@ -7,12 +7,12 @@ import pytest
 from tests.retrieval_helpers import np_in_batch_kd
 from tfkd import datasets
 from tfkd import models
-from tfkd import retrieval_losses
+from tfkd.distillers import retrieval_losses
+from tfkd.distillers.retrieval_distiller import RetrievalDistiller
+from tfkd.distillers.retrieval_targets import RankingTargets
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.retrieval_export import IDS_OUTPUT
 from tfkd.export.retrieval_export import to_tflite_retrieval
-from tfkd.retrieval_distiller import RetrievalDistiller
-from tfkd.retrieval_targets import RankingTargets
 
 TOP_K = 5
 NUM_NEGATIVES = 20

@@ -1,4 +1,4 @@
-"""`tfkd.scale_bench`: training from synthetic shards in fresh processes."""
+"""`tfkd.bench.scale`: training from synthetic shards in fresh processes."""
 
 import json
 import math
@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from tfkd import scale_bench  # noqa: E402
+from tfkd.bench import scale as scale_bench  # noqa: E402
 
 
 class TestWriteShards:

@@ -16,16 +16,16 @@ import keras
 import numpy as np
 import pytest
 
-from tfkd import cli
 from tfkd import models
-from tfkd import speed_bench
-from tfkd import speed_bench_paths
-from tfkd import speed_bench_sizes
+from tfkd.bench import speed as speed_bench
+from tfkd.bench import speed_paths as speed_bench_paths
+from tfkd.bench import speed_sizes as speed_bench_sizes
+from tfkd.bench.speed_report import goal_report
+from tfkd.bench.speed_report import paired_ratios
+from tfkd.bench.speed_report import summarize
+from tfkd.bench.speed_report import throughput_ratios
+from tfkd.cli import main as cli
 from tfkd.datasets import schema
-from tfkd.speed_bench_report import goal_report
-from tfkd.speed_bench_report import paired_ratios
-from tfkd.speed_bench_report import summarize
-from tfkd.speed_bench_report import throughput_ratios
 
 ROOT = pathlib.Path(__file__).parents[1]
 STANDARD_PATHS = (
@@ -211,7 +211,7 @@ class TestCachedDistillationLoss:
     def test_jax_reference_loss_agrees(self):
         # The hand-written JAX step must train on the same loss.
         pytest.importorskip("jax")
-        from tfkd.speed_bench_jax import distillation_loss
+        from tfkd.bench.speed_jax import distillation_loss
 
         value = distillation_loss(
             np.array([[1.0], [0.0]], np.float32),
@@ -394,7 +394,7 @@ class TestCommandLine:
         assert cli.main(["bench", "--speed", "--backend", "jax", *TINY]) == 0
         (command, backend), = calls
         assert backend == "jax"
-        assert command[1:5] == ["-m", "tfkd.speed_bench", "--backend", "jax"]
+        assert command[1:5] == ["-m", "tfkd.bench.speed", "--backend", "jax"]
         assert command[command.index("--rows") + 1] == "900"
         assert "--synthetic" in command  # the default on JAX
 
@@ -419,7 +419,7 @@ class TestJaxBench:
     def test_runs_tiny_on_jax(self, tmp_path):
         path = tmp_path / "jax.json"
         result = _run_python(
-            ["-m", "tfkd.speed_bench", "--backend", "jax", *TINY,
+            ["-m", "tfkd.bench.speed", "--backend", "jax", *TINY,
              "--json", str(path)],
             _env(KERAS_BACKEND="jax"),
         )
@@ -480,7 +480,7 @@ class TestWithoutTensorFlow:
     def test_jax_bench_runs_without_tensorflow(self, no_tensorflow, tmp_path):
         path = tmp_path / "jax.json"
         result = _run_python(
-            ["-m", "tfkd.speed_bench", "--backend", "jax", *TINY,
+            ["-m", "tfkd.bench.speed", "--backend", "jax", *TINY,
              "--json", str(path)],
             no_tensorflow,
         )

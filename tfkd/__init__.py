@@ -9,7 +9,7 @@ each one whose imports succeed.
 import importlib
 import os
 
-from tfkd import tensorflow_optional
+from tfkd._internal import tensorflow_optional
 
 # TensorFlow's C++ start-up chatter buries Keras' progress bars in notebooks.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,9 +26,9 @@ _SUBMODULES = (
     "teachers",
 )
 _ATTRIBUTES = {
-    "Distiller": "tfkd.distiller",
-    "FeatureDistillation": "tfkd.feature_distillation",
-    "RetrievalDistiller": "tfkd.retrieval_distiller",
+    "Distiller": "tfkd.distillers.distiller",
+    "FeatureDistillation": "tfkd.distillers.feature_distillation",
+    "RetrievalDistiller": "tfkd.distillers.retrieval_distiller",
 }
 # Importing these registers `tfkd>...` classes, so that `import tfkd` is
 # enough to load a saved Distiller or student, as it was before the
@@ -37,9 +37,9 @@ _KERAS_OBJECT_MODULES = (
     "tfkd.losses",
     "tfkd.callbacks",
     "tfkd.models",
-    "tfkd.distiller",
-    "tfkd.feature_distillation",
-    "tfkd.retrieval_distiller",
+    "tfkd.distillers.distiller",
+    "tfkd.distillers.feature_distillation",
+    "tfkd.distillers.retrieval_distiller",
     "tfkd.teachers",
 )
 
@@ -77,7 +77,7 @@ def _register_keras_objects():
 
 if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
     # Before Keras imports TensorFlow: its start-up lines are not for users.
-    from tfkd._native_logs import import_tensorflow_quietly  # noqa: E402
+    from tfkd._internal.native_logs import import_tensorflow_quietly  # noqa: E402
 
     import_tensorflow_quietly()
 _register_keras_objects()

@@ -8,9 +8,9 @@ import shutil
 
 import keras
 
-from tfkd import _compat
-from tfkd import atomic_files
-from tfkd.api_export import tfkd_export
+from tfkd._internal import atomic_files
+from tfkd._internal import compat as _compat
+from tfkd._internal.api_export import tfkd_export
 
 STATE_FILE = "backup_state.json"
 

@@ -11,7 +11,7 @@ the result by `T**2`, as in Hinton et al. (2015).
 import keras
 from keras import ops
 
-from tfkd.api_export import tfkd_export
+from tfkd._internal.api_export import tfkd_export
 
 __all__ = [
     "BinaryKLDivergence",

@@ -12,9 +12,9 @@ import time
 
 import keras
 
-from tfkd import _native_logs
-from tfkd.arguments import validate_positive_int
-from tfkd.distiller import Distiller
+from tfkd._internal import native_logs as _native_logs
+from tfkd._internal.arguments import validate_positive_int
+from tfkd.distillers.distiller import Distiller
 
 # Member k of the ensemble of seed s starts from s * MEMBER_SEED_STRIDE + k:
 # no two members of seeds 0..999 share a seed.

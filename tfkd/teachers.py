@@ -10,8 +10,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfkd import model_utils
-from tfkd.api_export import tfkd_export
+from tfkd._internal import model_utils
+from tfkd._internal.api_export import tfkd_export
 
 DEFAULT_LOGITS_KEY = "teacher_logits"
 

@@ -17,7 +17,7 @@ import numpy as np
 from tfkd import evaluation
 from tfkd.datasets import features_from_frame
 from tfkd.datasets import movielens_100k
-from tfkd.distiller import Distiller
+from tfkd.distillers.distiller import Distiller
 from tfkd.export import pruning
 from tfkd.export import qat
 from tfkd.export.tflite_export import to_tflite

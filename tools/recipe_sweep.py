@@ -26,12 +26,12 @@ import os
 
 import keras
 
-from tfkd import bench_utils
 from tfkd import models
-from tfkd import quality_bench
-from tfkd import quality_rows
 from tfkd import recipes
 from tfkd import teachers
+from tfkd.bench import quality as quality_bench
+from tfkd.bench import quality_rows
+from tfkd.bench import utils as bench_utils
 
 
 def sweep(seed, rows, recipe=None, teachers_dir=None, student=None,

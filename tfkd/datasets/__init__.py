@@ -1,6 +1,6 @@
 """Data for tfkd: MovieLens-100K, your own files, a synthetic twin, tf.data."""
 
-from tfkd import tensorflow_optional
+from tfkd._internal import tensorflow_optional
 from tfkd.datasets.feature_spec import Feature
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.schema import ITEM_FEATURES

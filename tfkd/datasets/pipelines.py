@@ -8,7 +8,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfkd import teachers
-from tfkd.arguments import validate_positive_int
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets.feature_spec import FeatureSpec
 
 

@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import tensorflow as tf
 
-from tfkd.arguments import validate_positive_int
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets import splits
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.file_readers import mix_blocks

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from tfkd.arguments import validate_positive_int
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets import schema
 from tfkd.datasets import splits
 from tfkd.datasets.movielens_data import MovieLensData

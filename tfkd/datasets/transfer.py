@@ -5,7 +5,7 @@ the teacher scores user-item pairs nobody rated, and the student learns
 those scores. `transfer_set` draws such pairs and joins their side
 features; `with_transfer_set` mixes them with the labelled training rows
 into one dataset whose weights make the transfer rows train the soft
-term only (see `tfkd.distiller_weights`).
+term only (see `tfkd.distillers.sample_weights`).
 """
 
 import math
@@ -16,7 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfkd import teachers
-from tfkd.arguments import validate_positive_int
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.pipelines import features_from_frame
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from tfkd import model_utils
+from tfkd._internal import model_utils
 from tfkd.evaluation.ranking_metrics import auc
 from tfkd.evaluation.ranking_metrics import logloss
 from tfkd.evaluation.ranking_metrics import rmse
@@ -106,7 +106,7 @@ def evaluate_ctr(
             Columns the model does not take are ignored.
         from_logits: bool or None. Whether the model outputs logits. None
             infers it from the head
-            (`tfkd.model_utils.probability_activation`): a sigmoid or
+            (`tfkd._internal.model_utils.probability_activation`): a sigmoid or
             softmax means probabilities. Defaults to `None`.
 
     Returns:

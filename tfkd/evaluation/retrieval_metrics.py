@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from tfkd import model_utils
-from tfkd.arguments import validate_positive_int
+from tfkd._internal import model_utils
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.pipelines import features_from_frame
 from tfkd.evaluation.ranking_metrics import as_1d

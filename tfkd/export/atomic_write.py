@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 
-from tfkd import temp_files
+from tfkd._internal import temp_files
 from tfkd.export.sidecar import sidecar_path
 
 try:

@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfkd import distiller_losses
-from tfkd import distiller_validation
 from tfkd import losses
+from tfkd.distillers import loss_terms as distiller_losses
+from tfkd.distillers import validation as distiller_validation
 from tfkd.export import export_options
 from tfkd.export import tflite_export
 from tfkd.export.converter_utils import convert_tf_keras_model

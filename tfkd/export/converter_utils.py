@@ -34,8 +34,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.lite.tools import flatbuffer_utils
 
-from tfkd import _compat
-from tfkd import temp_files
+from tfkd._internal import compat as _compat
+from tfkd._internal import temp_files
 from tfkd.export.sidecar import SIGNATURE_KEY
 
 # The SavedModel step's folder in the temp dir; see `temp_files`.

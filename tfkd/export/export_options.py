@@ -6,8 +6,8 @@ import warnings
 import keras
 import tensorflow as tf
 
-from tfkd import model_utils
-from tfkd.arguments import validate_positive_int
+from tfkd._internal import model_utils
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.export import id_mapping
 from tfkd.export.sidecar import OUTPUT_KINDS
 from tfkd.export.sidecar import QUANTIZATION_MODES
@@ -186,7 +186,7 @@ def check_inputs_present(model, dataset, argument):
     """Raises, naming the key and the model, if `dataset` lacks an input.
 
     Extra keys are fine: every model is fed the inputs it declares, by
-    name (`tfkd.model_utils.select_inputs`).
+    name (`tfkd._internal.model_utils.select_inputs`).
     """
     if dataset is None:
         return

@@ -37,8 +37,8 @@ exactly how id 0 scores.
 import keras
 from keras import ops
 
-from tfkd import _compat
-from tfkd import model_utils
+from tfkd._internal import compat as _compat
+from tfkd._internal import model_utils
 from tfkd.models.feature_embedding import FeatureEmbedding
 from tfkd.models.feature_embedding import gather_rows
 from tfkd.models.feature_embedding import safe_ids

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfkd import model_utils
+from tfkd._internal import model_utils
 from tfkd.export.metric_drop_error import MetricDropError
 
 # Ids no vocabulary contains: the model must treat them as id 0.

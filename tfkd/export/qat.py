@@ -35,7 +35,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
-from tfkd import _compat
+from tfkd._internal import compat as _compat
 from tfkd.export import atomic_write
 from tfkd.export.compression_finetune import DEFAULT_CALIBRATION_BATCHES
 from tfkd.export.compression_finetune import batch_size_of

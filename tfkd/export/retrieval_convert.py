@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkd import model_utils
-from tfkd import temp_files
+from tfkd._internal import model_utils
+from tfkd._internal import temp_files
 from tfkd.export import retrieval_inputs
 from tfkd.export import retrieval_table
 from tfkd.export.converter_utils import SIGNATURE_KEY

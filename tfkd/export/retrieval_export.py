@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tfkd import model_utils
-from tfkd.arguments import validate_positive_int
+from tfkd._internal import model_utils
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.export import atomic_write
 from tfkd.export import id_mapping
 from tfkd.export import litert_checks

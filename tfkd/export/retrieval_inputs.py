@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from tfkd import model_utils
+from tfkd._internal import model_utils
 from tfkd.models import embedding_utils
 
 

@@ -16,7 +16,7 @@ import keras
 import keras_rs
 import tf_keras
 
-from tfkd import _compat
+from tfkd._internal import compat as _compat
 from tfkd.export.tf_keras_layers import TfKerasFeatureCross
 from tfkd.export.tf_keras_layers import TfKerasFeatureEmbedding
 from tfkd.models.feature_embedding import FeatureEmbedding

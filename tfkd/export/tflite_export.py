@@ -103,7 +103,8 @@ def to_tflite(
         output_kind: None, `"logit"`, `"probability"` or `"rating"`. What
             the output means; recorded in the sidecar. None infers it:
             `"probability"` when the head applies a sigmoid or softmax
-            (`tfkd.model_utils.probability_activation`), else `"logit"`.
+            (`tfkd._internal.model_utils.probability_activation`), else
+            `"logit"`.
             Defaults to `None`.
         feature_spec: a dict, an object with `to_dict()`, or None. Names,
             vocabulary sizes and lengths, copied into the sidecar.

@@ -1,6 +1,6 @@
 """Teacher and student builders: ranking (CTR / rating) and retrieval."""
 
-from tfkd import tensorflow_optional
+from tfkd._internal import tensorflow_optional
 from tfkd.models.feature_embedding import FeatureEmbedding
 from tfkd.models.presets import student
 from tfkd.models.presets import teacher

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfkd.api_export import tfkd_export
-from tfkd.arguments import validate_positive_int
+from tfkd._internal.api_export import tfkd_export
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets.feature_spec import Feature
 
 

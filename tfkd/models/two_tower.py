@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfkd.api_export import tfkd_export
+from tfkd._internal.api_export import tfkd_export
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.schema import ITEM_FEATURES
 from tfkd.datasets.schema import USER_FEATURES

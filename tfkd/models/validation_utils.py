@@ -1,6 +1,6 @@
 """Argument checks of the model builders and layers."""
 
-from tfkd.arguments import validate_positive_int
+from tfkd._internal.arguments import validate_positive_int
 
 
 def validate_hidden(hidden):

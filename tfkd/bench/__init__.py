@@ -1,0 +1,1 @@
+"""`tfkd bench`: the quality, retrieval, speed, scale and export benches."""

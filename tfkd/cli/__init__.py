@@ -1,0 +1,1 @@
+"""The `tfkd` command and the demo."""

@@ -1,0 +1,168 @@
+"""What `tfkd distill` and `tfkd export` read: MovieLens-100K or the
+user's files (`--data`), a feature spec, a teacher.
+
+Every function raises `CommandError` with a message written for the
+command line; `tfkd.cli.main.main` prints it as one line and exits 1.
+"""
+
+import json
+
+from tfkd._internal import atomic_files
+
+
+class CommandError(Exception):
+    """A failure with a message written for the command line."""
+
+
+def load_data(args, seed=42, split="random"):
+    """MovieLens-100K, or the user's files with `--data`.
+
+    Args:
+        args: `argparse.Namespace` with `data`, `label`, `spec`, `task` and
+            `data_dir`.
+        seed: int. Seed of the random split. Defaults to `42`.
+        split: str. MovieLens split; `--data` allows `"random"` only.
+            Defaults to `"random"`.
+
+    Returns:
+        `tfkd.datasets.MovieLensData`.
+
+    Raises:
+        CommandError: on flags that do not go together.
+        FileNotFoundError, ValueError: from the loaders (a wrong
+            `--data-dir`, a problem in the files named by row and column).
+
+    Example:
+
+    ```python
+    data = load_data(build_parser().parse_args(["distill"]))
+    ```
+    """
+    from tfkd import datasets
+
+    if args.data is None:
+        if args.label or args.spec:
+            raise CommandError(
+                "--label and --spec describe the files given with --data; "
+                "pass --data PATH, or leave them out for MovieLens-100K."
+            )
+        return datasets.movielens_100k(
+            task=args.task or "ctr", split=split, seed=seed,
+            data_dir=args.data_dir,
+        )
+    if args.data_dir:
+        raise CommandError(
+            "--data-dir locates MovieLens-100K; it does not go with --data "
+            f"{args.data}. Drop one of them."
+        )
+    if split != "random":
+        raise CommandError(
+            f"--split {split} needs MovieLens-100K; files given with "
+            "--data are split at random (seeded by --seed)."
+        )
+    spec = read_spec(args.spec) if args.spec else None
+    if spec is None and not args.label:
+        raise CommandError(
+            f"--data {args.data} needs --label COLUMN (the label column), "
+            "or --spec SPEC.json that names it."
+        )
+    return datasets.from_files(
+        args.data, label=args.label, spec=spec, task=args.task, seed=seed
+    )
+
+
+def read_spec(path):
+    """Reads a `FeatureSpec` from the JSON file at `path` (`--spec`)."""
+    from tfkd import datasets
+
+    try:
+        with open(path) as f:
+            return datasets.FeatureSpec.from_dict(json.load(f))
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise CommandError(
+            f"--spec {path} is not a feature spec: {e}. Write one with "
+            "--spec-out and edit it."
+        ) from e
+
+
+def write_spec(spec, path):
+    """Writes `spec` as JSON to `path` (`--spec-out`) and says so."""
+    atomic_files.write_json(path, spec.to_dict())
+    print(f"Feature spec written to {path} (edit it, then pass --spec)")
+
+
+def load_teacher(path, spec):
+    """Loads the `--teacher` model; its inputs must be features of `spec`.
+
+    Args:
+        path: str. A `.keras` file holding one model (not a Distiller).
+        spec: `FeatureSpec` of the data.
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        CommandError: for a saved Distiller, or inputs the data lacks.
+    """
+    import keras
+
+    teacher = keras.models.load_model(path)
+    if hasattr(teacher, "teacher") and hasattr(teacher, "student"):
+        raise CommandError(
+            f"--teacher {path} is a saved Distiller; pass the teacher model "
+            "itself (distiller.teacher.save(...))."
+        )
+    check_inputs(teacher, spec, f"teacher {path}")
+    return teacher
+
+
+def check_inputs(model, spec, what):
+    """Raises unless every input the model declares is a feature of spec."""
+    from tfkd._internal import model_utils
+
+    names = model_utils.input_names(model) or []
+    missing = [name for name in names if name not in spec.names]
+    if missing:
+        raise CommandError(
+            f"The {what} takes inputs {names}; the data has no "
+            f"{', '.join(map(repr, missing))}. Its features: "
+            f"{', '.join(spec.names)} (label '{spec.label}'). Rename the "
+            "columns, or pass the data the model was trained on."
+        )
+
+
+def spec_for_model(spec, model, path):
+    """The data's spec cut to the model's inputs, with its table sizes.
+
+    The sidecar describes the exported model, so a vocabulary the model's
+    embedding layer holds wins over the one inferred from these files.
+
+    Args:
+        spec: `FeatureSpec` of the data.
+        model: `keras.Model` about to be exported.
+        path: str. The model's file, for messages.
+
+    Returns:
+        A `FeatureSpec` with the model's inputs only.
+
+    Raises:
+        CommandError: if the model takes inputs the data lacks.
+    """
+    import dataclasses
+
+    from tfkd import datasets
+    from tfkd._internal import model_utils
+    from tfkd.models import embedding_utils
+
+    check_inputs(model, spec, f"model {path}")
+    names = model_utils.input_names(model) or list(spec.names)
+    sizes = embedding_utils.vocabulary_sizes(model)
+    features = tuple(
+        dataclasses.replace(f, vocabulary_size=sizes[f.name])
+        if f.name in sizes and not f.is_numeric else f
+        for f in spec.features
+        if f.name in names
+    )
+    return datasets.FeatureSpec(
+        features, spec.task, spec.label, spec.label_kind
+    )

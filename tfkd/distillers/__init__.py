@@ -1,0 +1,1 @@
+"""The Distiller family and its parts."""
