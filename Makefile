@@ -20,8 +20,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tfkd demo $(DEMO_ARGS)
 
+# The slowest 15 tests are printed every run, so growth stays visible.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # ruff (style, imports, bugbear, pyupgrade) and mypy (the public API's
 # type hints); CI runs it before the tests.

@@ -64,6 +64,31 @@ class TestRunDemo:
             assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         table = demo.summary_table(results)
         assert "student_distilled" in table and "student_int8_tflite" in table
+        self._check_compression(written, int8)
+
+    def _check_compression(self, written, int8):
+        """The compression report's figures follow from the rows above."""
+        report = written["compression"]
+        teacher = written["teacher"]
+        assert report["teacher_bytes"] == teacher["bytes"]
+        assert report["ensemble_params"] == 2 * teacher["params"]
+        assert report["compression_ratio"] == pytest.approx(
+            teacher["bytes"] / int8["bytes"])
+        assert report["speedup"] == pytest.approx(
+            report["teacher_keras_us_p50"] / report["int8_invoke_us_p50"])
+        quality = report["quality"]
+        # The int8 AUC read from its logits on LiteRT is the exporter's.
+        assert quality["student_int8_tflite"]["auc"] == pytest.approx(
+            int8["auc"], abs=1e-6)
+        assert quality["teacher"]["logloss"] == teacher["logloss"]
+        drop = report["drop"]["student_distilled_to_student_int8_tflite"]
+        assert drop["auc"] == pytest.approx(
+            written["student_distilled"]["auc"] - int8["auc"], abs=1e-6)
+        lines = demo.compression_lines(report)
+        assert "smaller than the float32 teacher" in lines
+        assert "fixed shape as an app runs it" in lines
+        # The headline latency is the app's path, the other is labelled.
+        assert int8["latency_us_p50_resizing_runner"] > 0
 
 
 @pytest.mark.slow
@@ -84,6 +109,7 @@ class TestDemoCommand:
         assert results["dataset"]["name"] == "movielens-100k"
         assert results["dataset"]["train"] == 58283
         assert "of the gap" in proc.stdout
+        assert "Compression: the int8 student file is" in proc.stdout
         for name in demo.MODEL_ROWS:
             # Published MovieLens CTR AUCs are 0.80-0.90; a broken pipeline
             # scores near 0.5.

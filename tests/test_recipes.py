@@ -145,3 +145,38 @@ def test_gap_recovery(distilled, expected):
 
 def test_gap_recovery_without_a_gap_is_none():
     assert evaluation.gap_recovery(0.9, 0.85, 0.85) is None
+
+
+class TestDemoRecipe:
+    def test_only_the_teachers_patience_is_shorter(self):
+        demo_recipe = recipes.Recipe.demo()
+        assert demo_recipe.teacher_patience < demo_recipe.patience
+        assert demo_recipe.patience == recipes.Recipe().patience
+        assert recipes.Recipe().teacher_patience is None
+
+    def test_teachers_stop_on_their_own_patience(self, monkeypatch):
+        seen = []
+
+        def fake_train(model, data, config, verbose=1, label=None):
+            seen.append(config.patience)
+            return model, None
+
+        monkeypatch.setattr(recipes, "train_supervised", fake_train)
+        monkeypatch.setattr(teachers, "Ensemble", list)
+        config = recipes.Recipe(teachers=2, patience=9, teacher_patience=3)
+        recipes.train_teachers(_Named, _NoFrames(), config, 0)
+        assert seen == [3, 3]
+        seen.clear()
+        recipes.train_teachers(_Named, _NoFrames(),
+                               dataclasses.replace(
+                                   config, teachers=1,
+                                   teacher_patience=None), 0)
+        assert seen == [9]
+
+
+class _NoFrames:
+    """Data without frames: `reshuffled` hands it back as it is."""
+
+
+class _Named:
+    name = "teacher"

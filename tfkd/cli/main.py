@@ -25,7 +25,8 @@ def _demo(args):
     from tfkd import recipes
     from tfkd.cli import demo
 
-    base = recipes.Recipe.quick() if args.quick else recipes.Recipe()
+    base = (recipes.Recipe.quick() if args.quick else
+            recipes.Recipe() if args.full else recipes.Recipe.demo())
     config = _recipe(args, base)
     results = demo.run_demo(
         config,
@@ -37,6 +38,9 @@ def _demo(args):
     print()
     print(demo.summary_table(results))
     data = results["dataset"]
+    if "compression" in results:
+        print()
+        print(demo.compression_lines(results["compression"]))
     if results["gap_recovery"] is not None:
         print(f"\nThe distilled student closes "
               f"{results['gap_recovery']:.2f} of the gap from the scratch "
@@ -81,8 +85,9 @@ def _recipe(args, base):
     """`base` with the training flags the user gave (the rest unchanged)."""
     return base.replace(**{
         name: getattr(args, name)
-        for name in ("epochs", "alpha", "temperature", "seed", "split",
-                     "teachers", "transfer_size")
+        for name in ("epochs", "patience", "teacher_patience", "alpha",
+                     "temperature", "seed", "split", "teachers",
+                     "transfer_size")
     })
 
 
@@ -162,9 +167,13 @@ def _add_demo(sub):
         "demo",
         help="teacher vs scratch vs distilled student on MovieLens-100K",
     )
-    demo.add_argument("--quick", action="store_true",
+    size = demo.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
                       help="one epoch per model, 2 teachers, a 1x "
                       "transfer set (under a minute)")
+    size.add_argument("--full", action="store_true",
+                      help="the full recipe that tfkd bench --quality "
+                      "measures: 5 teachers, a 5x transfer set")
     demo.add_argument("--json", help="write the results to this JSON file")
     demo.add_argument("--plots", help="write PNG plots into this folder")
     demo.add_argument("--export-dir", default="export",
@@ -248,6 +257,11 @@ def _training_arguments(parser):
     parser.add_argument("--epochs", type=_at_least(1, int),
                         help="most epochs per model (early stopping on "
                         "validation restores the best)")
+    parser.add_argument("--patience", type=_at_least(1, int),
+                        help="epochs without a better validation metric "
+                        "before a model stops (default: 20)")
+    parser.add_argument("--teacher-patience", type=_at_least(1, int),
+                        help="the teachers' patience (default: --patience)")
     parser.add_argument("--alpha", type=_unit_interval,
                         help="weight of the hard labels, in [0, 1]")
     parser.add_argument("--temperature", type=_at_least(MIN_TEMPERATURE),
