@@ -17,9 +17,11 @@ same batches. tests/test_resume.py runs it.
 """
 
 import argparse
+import json
 import os
 import signal
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -98,12 +100,20 @@ def distiller(build=True, strategy=None):
 
 
 class KillAt(keras.callbacks.Callback):
-    """SIGKILLs the process after batch `batch` of epoch `epoch`."""
+    """SIGKILLs the process after batch `batch` of epoch `epoch`.
 
-    def __init__(self, epoch, batch):
+    Under MultiWorkerMirroredStrategy every worker first waits at a file
+    barrier in `barrier_dir`: a worker that kills itself as soon as its own
+    all-reduce returned can close the socket before a peer has received the
+    last buffer of the same step, and that peer then fails (exit 1) instead
+    of being killed after the batch, as the test means.
+    """
+
+    def __init__(self, epoch, batch, barrier_dir=None):
         super().__init__()
         self.at = (epoch, batch)
         self.epoch = None
+        self.barrier_dir = barrier_dir
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -111,7 +121,21 @@ class KillAt(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if (self.epoch, batch) == self.at:
             sys.stdout.flush()
+            if self.barrier_dir is not None:
+                _wait_for_workers(self.barrier_dir)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _wait_for_workers(barrier_dir, timeout=120.0):
+    config = json.loads(os.environ["TF_CONFIG"])
+    workers = len(config["cluster"]["worker"])
+    os.makedirs(barrier_dir, exist_ok=True)
+    open(os.path.join(barrier_dir, str(config["task"]["index"])), "w").close()
+    deadline = time.monotonic() + timeout
+    while len(os.listdir(barrier_dir)) < workers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers never all reached {barrier_dir}")
+        time.sleep(0.05)
 
 
 class StartProbe(keras.callbacks.Callback):
@@ -160,7 +184,13 @@ def main(argv=None):
     ]
     if args.kill_at:
         epoch, batch = (int(v) for v in args.kill_at.split(":"))
-        callbacks.append(KillAt(epoch, batch))
+        barrier = None
+        if "TF_CONFIG" in os.environ:
+            # Shared by the workers: each has its own backup directory.
+            barrier = os.path.join(
+                os.path.dirname(os.path.abspath(args.backup_dir)),
+                "kill-barrier")
+        callbacks.append(KillAt(epoch, batch, barrier))
     if "TF_CONFIG" in os.environ:
         model_ = distiller(
             strategy=tf.distribute.MultiWorkerMirroredStrategy()
