@@ -20,9 +20,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tfkd demo $(DEMO_ARGS)
 
-# The slowest 15 tests are printed every run, so growth stays visible.
+# Two processes (TEST_WORKERS), each taking whole test files so that module
+# fixtures are built once; CI has two cores. The slowest 15 tests are
+# printed every run, so growth stays visible.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
+		--durations=15 $(PYTEST_ARGS)
 
 # ruff (style, imports, bugbear, pyupgrade) and mypy (the public API's
 # type hints); CI runs it before the tests.
