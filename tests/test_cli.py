@@ -18,6 +18,7 @@ from tfkd import Distiller
 from tfkd import datasets
 from tfkd import export
 from tfkd import models
+from tfkd import recipes
 from tfkd.cli import data as cli_data
 from tfkd.cli import main as cli
 
@@ -222,9 +223,11 @@ class TestNumericFlags:
              "argument --alpha: expected a number, got 'nan'"),
             (["distill", "--epochs", "2.5"],
              "argument --epochs: expected an integer, got '2.5'"),
+            (["demo", "--batch-size", "0"],
+             "argument --batch-size: must be >= 1, got 0"),
         ],
         ids=["alpha", "epochs", "temperature", "calibration_batches",
-             "max_metric_drop", "nan", "float_epochs"],
+             "max_metric_drop", "nan", "float_epochs", "batch_size"],
     )
     def test_bad_number_exits_2_with_usage(self, argv, message, capsys):
         with pytest.raises(SystemExit) as info:
@@ -293,6 +296,18 @@ class TestDataErrors:
                 "--data-dir", "ml-100k"]
         assert cli.main(argv) == 1
         assert "--data-dir locates MovieLens-100K" in _one_line_error(capsys)
+
+    def test_batch_size_reaches_the_data(self, clicks_csv):
+        # The recipe's batch size is the pipelines' too: a distillation of
+        # your files steps through batches of --batch-size rows.
+        args = cli.build_parser().parse_args(
+            ["distill", "--data", str(clicks_csv), "--label", "clicked",
+             "--batch-size", "96"])
+        config = cli._recipe(args, recipes.Recipe())
+        assert config.batch_size == 96
+        data = cli_data.load_data(args, batch_size=config.batch_size)
+        _, labels = next(iter(data.train))
+        assert labels.shape[0] == 96
 
     def test_own_data_is_split_at_random(self, clicks_csv, capsys):
         argv = ["distill", "--data", clicks_csv, "--label", "clicked",

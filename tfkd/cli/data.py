@@ -14,7 +14,7 @@ class CommandError(Exception):
     """A failure with a message written for the command line."""
 
 
-def load_data(args, seed=42, split="random"):
+def load_data(args, seed=42, split="random", batch_size=256):
     """MovieLens-100K, or the user's files with `--data`.
 
     Args:
@@ -22,6 +22,8 @@ def load_data(args, seed=42, split="random"):
             `data_dir`.
         seed: int. Seed of the random split. Defaults to `42`.
         split: str. MovieLens split; `--data` allows `"random"` only.
+        batch_size: int. Examples per batch of the datasets. Defaults to
+            `256`.
             Defaults to `"random"`.
 
     Returns:
@@ -48,7 +50,7 @@ def load_data(args, seed=42, split="random"):
             )
         return datasets.movielens_100k(
             task=args.task or "ctr", split=split, seed=seed,
-            data_dir=args.data_dir,
+            data_dir=args.data_dir, batch_size=batch_size,
         )
     if args.data_dir:
         raise CommandError(
@@ -67,7 +69,8 @@ def load_data(args, seed=42, split="random"):
             "or --spec SPEC.json that names it."
         )
     return datasets.from_files(
-        args.data, label=args.label, spec=spec, task=args.task, seed=seed
+        args.data, label=args.label, spec=spec, task=args.task, seed=seed,
+        batch_size=batch_size,
     )
 
 

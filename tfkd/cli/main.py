@@ -63,7 +63,8 @@ def _distill(args):
 
     config = _recipe(args, recipes.Recipe())
     keras.utils.set_random_seed(config.seed)
-    data = cli_data.load_data(args, seed=config.seed, split=config.split)
+    data = cli_data.load_data(args, seed=config.seed, split=config.split,
+                              batch_size=config.batch_size)
     if args.spec_out:
         cli_data.write_spec(data.spec, args.spec_out)
     task, verbose = data.spec.task, _verbosity(args)
@@ -85,8 +86,8 @@ def _recipe(args, base):
     """`base` with the training flags the user gave (the rest unchanged)."""
     return base.replace(**{
         name: getattr(args, name)
-        for name in ("epochs", "patience", "teacher_patience", "alpha",
-                     "temperature", "seed", "split", "teachers",
+        for name in ("epochs", "patience", "teacher_patience", "batch_size",
+                     "alpha", "temperature", "seed", "split", "teachers",
                      "transfer_size")
     })
 
@@ -262,6 +263,9 @@ def _training_arguments(parser):
                         "before a model stops (default: 20)")
     parser.add_argument("--teacher-patience", type=_at_least(1, int),
                         help="the teachers' patience (default: --patience)")
+    parser.add_argument("--batch-size", type=_at_least(1, int),
+                        help="examples per training step (default: 256; "
+                        "the demo: 512)")
     parser.add_argument("--alpha", type=_unit_interval,
                         help="weight of the hard labels, in [0, 1]")
     parser.add_argument("--temperature", type=_at_least(MIN_TEMPERATURE),
