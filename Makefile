@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tfkd-installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint notebook install clean
 
 $(STAMP): pyproject.toml setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile \
 		--durations=15 $(PYTEST_ARGS)
+
+# Regenerates notebooks/quickstart.ipynb with the outputs of a real run of
+# the demo's recipe (about 3 minutes).
+notebook: $(STAMP)
+	$(BIN)/python tools/make_quickstart.py --execute
 
 # ruff (style, imports, bugbear, pyupgrade) and mypy (the public API's
 # type hints); CI runs it before the tests.
