@@ -1,7 +1,9 @@
 """Scores requests with a tfkd `.tflite` model, as an app would.
 
 Imports only NumPy, the standard library (argparse, json, hashlib) and
-`ai_edge_litert`: no TensorFlow, no tfkd. The input handling mirrors
+`ai_edge_litert` (or, where only that is installed, `tflite_runtime`
+2.14, the runtime of the TF Lite 2.14 app libraries): no TensorFlow, no
+tfkd. The input handling mirrors
 `tfkd/export/litert_runner.py`; keep the two in step.
 
 Usage:
@@ -29,7 +31,11 @@ import os
 import sys
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # An app's pinned runtime: tflite-runtime 2.14.
+    from tflite_runtime.interpreter import Interpreter
 
 SIGNATURE_KEY = "serving_default"
 DEBUG_VARIABLE = "TFKD_DEBUG"

@@ -255,7 +255,7 @@ class TestOneSidecarSchema:
     COMMON = {
         "format_version", "tfkd_version", "task", "signature_key", "inputs",
         "outputs", "unknown_ids", "feature_spec", "quantization",
-        "compression", "metrics", "bytes", "sha256", "created",
+        "compression", "runtime", "metrics", "bytes", "sha256", "created",
     }
 
     def test_keys_and_output_kinds(self, artifact, retrieval_artifact):

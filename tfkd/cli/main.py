@@ -11,6 +11,7 @@ from tfkd.cli import bench as cli_bench
 from tfkd.cli import data as cli_data
 from tfkd.cli.data import CommandError
 from tfkd.distillers.validation import MIN_TEMPERATURE
+from tfkd.export.runtime_target import DEFAULT_MIN_RUNTIME
 from tfkd.export.sidecar import QUANTIZATION_MODES
 
 # What a command may raise for bad input (a missing file, a model that
@@ -144,6 +145,7 @@ def _to_tflite(export, model, data, spec, quantization, args):
         feature_spec=spec,
         num_calibration_batches=args.calibration_batches,
         id_inputs=args.id_inputs,
+        min_runtime=None if args.min_runtime == "latest" else args.min_runtime,
     )
 
 
@@ -217,6 +219,11 @@ def _add_export(sub):
     exp.add_argument("--id-inputs", type=_names, default=None,
                      help="comma-separated inputs that carry ids, checked "
                      "for out-of-range ids (default: every integer input)")
+    exp.add_argument("--min-runtime", default=DEFAULT_MIN_RUNTIME,
+                     choices=[DEFAULT_MIN_RUNTIME, "latest"],
+                     help="the oldest LiteRT the file must run on: 2.14 "
+                     "(the Android/iOS TF Lite 2.14 libraries) or latest "
+                     f"(default: {DEFAULT_MIN_RUNTIME})")
     _data_arguments(exp)
     exp.set_defaults(run=_export)
 

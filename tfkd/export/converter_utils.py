@@ -44,7 +44,8 @@ LOW_PRECISION_DTYPES = ("float16", "bfloat16")
 
 
 def convert_keras_model(
-    model, quantization, representative_data, num_calibration_batches
+    model, quantization, representative_data, num_calibration_batches,
+    min_runtime=None,
 ):
     """Converts a Keras 3 model to LiteRT flatbuffer bytes.
 
@@ -55,6 +56,8 @@ def convert_keras_model(
             for `"int8"`: elements `(features, labels)` or `features`.
         num_calibration_batches: int. Elements of `representative_data`
             used for calibration.
+        min_runtime: str or None. The oldest runtime the ops must suit
+            (`runtime_target.MIN_RUNTIMES`). Defaults to `None`.
 
     Returns:
         The `.tflite` model as bytes.
@@ -71,6 +74,7 @@ def convert_keras_model(
             representative_data,
             num_calibration_batches,
             _signature_input_specs(saved_dir),
+            min_runtime,
         )
 
 
@@ -105,8 +109,10 @@ def convert_tf_keras_model(
     )
 
 
-def _convert(converter, quantization, data, num_batches, input_specs):
+def _convert(converter, quantization, data, num_batches, input_specs,
+             min_runtime=None):
     _configure(converter, quantization, data, num_batches, input_specs)
+    dynamic_range_for(converter, quantization, min_runtime)
     with warnings.catch_warnings():
         # int8 calibration runs TF's own deprecated tf.lite.Interpreter
         # inside the converter; the warning is not about tfkd's code.
@@ -247,6 +253,19 @@ def _configure(converter, quantization, data, num_batches, input_specs):
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.TFLITE_BUILTINS_INT8
         ]
+
+
+def dynamic_range_for(converter, quantization, min_runtime):
+    """Keeps `"dynamic"`'s Dense kernels within `min_runtime`'s ops.
+
+    Per-channel int8 kernels with float activations are FULLY_CONNECTED
+    version 12, which TF Lite 2.14 does not register (the file fails to
+    load there); one scale per kernel is version 3.
+    """
+    if quantization == "dynamic" and min_runtime is not None:
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = (  # noqa: E501
+            True
+        )
 
 
 def _calibration_generator(data, num_batches, input_specs):

@@ -33,6 +33,8 @@ class ExportReport:
         unknown_ids: dict or None. How out-of-range ids score (`"as id
             0"`), the inputs checked for it on LiteRT, and the inputs whose
             ids the exporter maps, with their vocabulary sizes.
+        min_runtime: str or None. The oldest LiteRT the file's ops were
+            checked against (`"2.14"`), or `"latest"`.
 
     Example:
 
@@ -55,6 +57,7 @@ class ExportReport:
     output_kind: str = "logit"
     unknown_ids: dict | None = None
     invoke_us_p50: float | None = None
+    min_runtime: str | None = None
 
     def to_dict(self):
         """Returns the report as a JSON-serializable dict."""

@@ -15,6 +15,7 @@ from tfkd._internal import temp_files
 from tfkd.export import retrieval_inputs
 from tfkd.export import retrieval_table
 from tfkd.export.converter_utils import SIGNATURE_KEY
+from tfkd.export.converter_utils import dynamic_range_for
 from tfkd.export.converter_utils import float32_compute
 from tfkd.export.converter_utils import strip_tensor_names
 from tfkd.export.sidecar import RETRIEVAL_OUTPUT_KINDS
@@ -23,7 +24,7 @@ IDS_OUTPUT, SCORES_OUTPUT = RETRIEVAL_OUTPUT_KINDS
 
 
 def convert_retrieval(user_model, item_embeddings, item_ids, k,
-                      quantization):
+                      quantization, min_runtime=None):
     """Converts the user tower and a constant item table to LiteRT bytes.
 
     Args:
@@ -32,6 +33,8 @@ def convert_retrieval(user_model, item_embeddings, item_ids, k,
         item_ids: int array `(items,)`. The id returned for each row.
         k: int. Items returned per user.
         quantization: str or None. A `to_tflite_retrieval` mode.
+        min_runtime: str or None. The oldest runtime the ops must suit.
+            Defaults to `None`.
 
     Returns:
         The `.tflite` flatbuffer as bytes, internal tensor names stripped.
@@ -44,7 +47,8 @@ def convert_retrieval(user_model, item_embeddings, item_ids, k,
     """
     if quantization not in retrieval_table.TABLE_DTYPES:
         return strip_tensor_names(_convert_float(
-            user_model, item_embeddings, item_ids, k, quantization
+            user_model, item_embeddings, item_ids, k, quantization,
+            min_runtime,
         ))
     stored, scale, table = retrieval_table.quantize_table(
         item_embeddings, quantization
@@ -66,7 +70,8 @@ def _row_to_id(item_ids):
     return lambda rows: tf.gather(ids, rows)
 
 
-def _convert_float(user_model, item_embeddings, item_ids, k, quantization):
+def _convert_float(user_model, item_embeddings, item_ids, k, quantization,
+                   min_runtime=None):
     embeddings = tf.constant(item_embeddings)
     row_to_id = _row_to_id(np.asarray(item_ids))
     specs = {
@@ -107,4 +112,5 @@ def _convert_float(user_model, item_embeddings, item_ids, k, quantization):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
+        dynamic_range_for(converter, quantization, min_runtime)
         return converter.convert()

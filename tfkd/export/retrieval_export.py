@@ -26,6 +26,7 @@ from tfkd.export import id_mapping
 from tfkd.export import litert_checks
 from tfkd.export import retrieval_inputs
 from tfkd.export import retrieval_table
+from tfkd.export import runtime_target
 from tfkd.export import sidecar
 from tfkd.export.litert_runner import LiteRTRunner
 from tfkd.export.retrieval_convert import convert_retrieval
@@ -80,6 +81,7 @@ def to_tflite_retrieval(
     item_id_feature: str = "item_id",
     feature_spec: Any = None,
     latency_runs: int = 200,
+    min_runtime: str | None = runtime_target.DEFAULT_MIN_RUNTIME,
 ) -> RetrievalExportReport:
     """Exports a two-tower model as one on-device top-K retrieval model.
 
@@ -133,6 +135,8 @@ def to_tflite_retrieval(
         feature_spec: a dict, an object with `to_dict()`, or None. Copied
             into the sidecar. Defaults to `None`.
         latency_runs: int >= 1. Timed batch-1 invokes. Defaults to `200`.
+        min_runtime: `"2.14"` or None. The oldest LiteRT the file must
+            run on, as in `to_tflite`. Defaults to `"2.14"`.
 
     Returns:
         A `RetrievalExportReport`.
@@ -144,6 +148,8 @@ def to_tflite_retrieval(
             a tower input is missing, an item id has rows with different
             features, or out-of-range user ids do not score like id 0.
         RetrievalMismatchError: If the recall is below `min_recall`.
+        RuntimeCompatibilityError: If the file needs an op that
+            `min_runtime` lacks.
 
     Example:
 
@@ -160,6 +166,7 @@ def to_tflite_retrieval(
     path = atomic_write.validate_model_path(path)
     user_model, item_model = _towers(model)
     _validate_options(k, quantization, min_recall, latency_runs)
+    runtime_target.validate_min_runtime(min_runtime)
     if min_recall is None:
         min_recall = DEFAULT_MIN_RECALL[quantization]
     items = retrieval_inputs.candidate_table(
@@ -182,6 +189,7 @@ def to_tflite_retrieval(
         "quantization": quantization or "none",
         "feature_spec": _spec_dict(feature_spec),
         "mapped": mapped,
+        "min_runtime": min_runtime,
         "unknown_ids": unknown_ids_entry(
             set(id_mapping.lookup_input_names(user_model)) | set(mapped),
             mapped,
@@ -189,7 +197,7 @@ def to_tflite_retrieval(
     }
     model_bytes = convert_retrieval(
         export_user_model, checks["item_embeddings"], checks["item_ids"], k,
-        quantization,
+        quantization, min_runtime,
     )
     return _write_checked(path, model_bytes, user_model, checks)
 
@@ -197,6 +205,9 @@ def to_tflite_retrieval(
 def _write_checked(path, model_bytes, user_model, checks):
     """Verifies the file on LiteRT, then writes it and its sidecar."""
     measured = {}
+    runtime = runtime_target.check_runtime(
+        model_bytes, checks["min_runtime"]
+    )
 
     def verify(temp_path):
         runner = LiteRTRunner(temp_path)
@@ -219,6 +230,7 @@ def _write_checked(path, model_bytes, user_model, checks):
             model_bytes=len(model_bytes),
             feature_spec=checks["feature_spec"],
             unknown_ids=checks["unknown_ids"],
+            runtime=runtime,
             retrieval={
                 "k": checks["k"],
                 "num_candidates": int(checks["item_ids"].shape[0]),
@@ -239,6 +251,7 @@ def _write_checked(path, model_bytes, user_model, checks):
         latency_us_p50=measured["latency_us_p50"],
         invoke_us_p50=measured["invoke_us_p50"],
         sidecar_path=side_path,
+        min_runtime=runtime["min_runtime"],
     )
 
 

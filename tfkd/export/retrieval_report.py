@@ -28,6 +28,8 @@ class RetrievalExportReport:
             it: tensors sized once, then set and invoke
             (`LiteRTRunner.fixed_shape`).
         sidecar_path: str. The JSON sidecar written beside the model.
+        min_runtime: str or None. The oldest LiteRT the file's ops were
+            checked against (`"2.14"`), or `"latest"`.
 
     Example:
 
@@ -49,6 +51,7 @@ class RetrievalExportReport:
     latency_us_p50: float
     sidecar_path: str
     invoke_us_p50: float | None = None
+    min_runtime: str | None = None
 
     def to_dict(self):
         """Returns the report as a JSON-serializable dict."""

@@ -163,6 +163,7 @@ def build_sidecar(
     unknown_ids=None,
     compression=None,
     retrieval=None,
+    runtime=None,
 ):
     """Builds the one sidecar schema, for every task and export path.
 
@@ -231,6 +232,7 @@ def build_sidecar(
         "feature_spec": feature_spec,
         "quantization": quantization,
         "compression": compression,
+        "runtime": runtime,
         "metrics": metrics,
         "bytes": int(model_bytes),
         "sha256": sha256,

@@ -17,6 +17,7 @@ from tfkd.export import atomic_write
 from tfkd.export import export_options
 from tfkd.export import id_mapping
 from tfkd.export import litert_checks
+from tfkd.export import runtime_target
 from tfkd.export.converter_utils import convert_keras_model
 from tfkd.export.export_report import ExportReport
 from tfkd.export.litert_runner import LiteRTRunner
@@ -43,6 +44,7 @@ def to_tflite(
     num_calibration_batches: int = 200,
     latency_runs: int = DEFAULT_LATENCY_RUNS,
     id_inputs: list[str] | None = None,
+    min_runtime: str | None = runtime_target.DEFAULT_MIN_RUNTIME,
 ) -> ExportReport:
     """Exports a Keras recommender to LiteRT, checked against Keras.
 
@@ -58,7 +60,12 @@ def to_tflite(
     LiteRT interpreter and compared with the Keras model as the user built
     it: outputs on `validation_data` (max |Δ|), the metric before and
     after, out-of-range ids (-1 and 2**31 - 1 in each id input must score
-    like id 0) and single-request latency. Every model is fed, by name,
+    like id 0) and single-request latency. Before any of that, the file's
+    operators, versions and input types are checked against the oldest
+    runtime it must run on (`min_runtime`: TF Lite 2.14 by default, the
+    Android and iOS libraries apps pin), so a file that would fail at
+    load or first invoke there is refused instead of shipped. Every
+    model is fed, by name,
     exactly the inputs it declares; other columns are ignored.
     Only then are the model and its JSON sidecar (`path` with a `.json`
     suffix) moved into place with `os.replace`, under a lock on
@@ -118,6 +125,10 @@ def to_tflite(
             the exporter maps are always checked too. Defaults to `None`:
             every integer input from which an embedding lookup is reached
             (a count or bucket that reaches none is left alone).
+        min_runtime: `"2.14"` or None. The oldest LiteRT the file must
+            run on; its ops and op versions are recorded in the sidecar's
+            `runtime`. None checks only against the installed LiteRT.
+            Defaults to `"2.14"`.
 
     Returns:
         An `ExportReport`.
@@ -131,6 +142,8 @@ def to_tflite(
         FileNotFoundError: If the directory of `path` does not exist.
         MetricDropError: If the metric drops more than `max_metric_drop`
             and `allow_metric_drop` is False.
+        RuntimeCompatibilityError: If the file needs an op that
+            `min_runtime` lacks (a `ValueError`).
 
     Example:
 
@@ -160,6 +173,7 @@ def to_tflite(
             "num_calibration_batches": num_calibration_batches,
             "latency_runs": latency_runs,
             "feature_spec": feature_spec,
+            "min_runtime": min_runtime,
         },
     )
     batches = export_options.collect_batches(validation_data)
@@ -169,7 +183,7 @@ def to_tflite(
     )
     model_bytes = convert_keras_model(
         export_model, quantization, representative_data,
-        num_calibration_batches,
+        num_calibration_batches, options["min_runtime"],
     )
     return write_checked(model, path, model_bytes, batches, options)
 
@@ -196,6 +210,10 @@ def checked_options(model, quantization, representative_data,
     export_options.validate_options(
         model, quantization, representative_data, validation_data, options
     )
+    min_runtime = options.get(
+        "min_runtime", runtime_target.DEFAULT_MIN_RUNTIME
+    )
+    runtime_target.validate_min_runtime(min_runtime)
     output_kind, activation = export_options.resolve_output_kind(
         model, options["output_kind"]
     )
@@ -220,6 +238,7 @@ def checked_options(model, quantization, representative_data,
         "feature_spec": export_options.normalize_feature_spec(
             options["feature_spec"]
         ),
+        "min_runtime": min_runtime,
     }
 
 
@@ -276,6 +295,9 @@ def write_checked(reference, path, model_bytes, batches, options,
         A `report_class` instance.
     """
     measured = {}
+    runtime = runtime_target.check_runtime(
+        model_bytes, options["min_runtime"]
+    )
 
     def verify(temp_model):
         runner = LiteRTRunner(temp_model)
@@ -299,6 +321,7 @@ def write_checked(reference, path, model_bytes, batches, options,
             feature_spec=options["feature_spec"],
             unknown_ids=options["unknown_ids"],
             compression=compression,
+            runtime=runtime,
         )
 
     _, side_path = atomic_write.write_verified(path, model_bytes, verify)
@@ -318,6 +341,7 @@ def write_checked(reference, path, model_bytes, batches, options,
         sidecar_path=side_path,
         output_kind=options["output_kind"],
         unknown_ids=options["unknown_ids"],
+        min_runtime=runtime["min_runtime"],
         **report_fields,
     )
 

@@ -321,10 +321,21 @@ def masked_mean(embeddings, ids):
     """
     mask = ops.cast(ops.not_equal(ids, 0), embeddings.dtype)
     total = ops.sum(embeddings * ops.expand_dims(mask, -1), axis=1)
-    count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
-    # Not `total / count`: in full-int8 LiteRT that DIV takes the output
-    # scale of what follows (a Concatenate), and the int8 DIV kernel
-    # saturates to +-127 when a small numerator meets a coarse output scale
-    # (logits off by 0.3 on a student with a wide user table). Here only
-    # the constant 1 is divided, and the mean is an int8 MUL.
-    return total * (1.0 / count)
+    length = ids.shape[-1]
+    if length is None:
+        count = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
+        return total * (1.0 / count)
+    # No DIV at all: full-int8 LiteRT turns any division into an int8 DIV,
+    # which TF Lite runtimes before 2.15 (Android/iOS 2.14 libraries)
+    # refuse at the first invoke, and which saturates when a small
+    # numerator meets a coarse output scale. 1/count comes from a table of
+    # the exact float reciprocals (index 0: a row of padding only), so
+    # Keras computes the same numbers as `total / count` did.
+    reciprocals = ops.cast(
+        np.concatenate([[1.0], 1.0 / np.arange(1, length + 1)]).astype(
+            "float32"
+        ),
+        embeddings.dtype,
+    )
+    count = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
+    return total * ops.expand_dims(ops.take(reciprocals, count), -1)
