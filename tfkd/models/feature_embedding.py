@@ -319,7 +319,8 @@ def masked_mean(embeddings, ids):
     masked_mean(np.ones((1, 3, 2)), np.array([[4, 2, 0]]))  # [[1., 1.]]
     ```
     """
-    mask = ops.cast(ops.not_equal(ids, 0), embeddings.dtype)
+    present = ops.not_equal(ids, 0)
+    mask = ops.cast(present, embeddings.dtype)
     total = ops.sum(embeddings * ops.expand_dims(mask, -1), axis=1)
     length = ids.shape[-1]
     if length is None:
@@ -329,13 +330,14 @@ def masked_mean(embeddings, ids):
     # which TF Lite runtimes before 2.15 (Android/iOS 2.14 libraries)
     # refuse at the first invoke, and which saturates when a small
     # numerator meets a coarse output scale. 1/count comes from a table of
-    # the exact float reciprocals (index 0: a row of padding only), so
+    # the exact float reciprocals (row 0: a row of padding only), so
     # Keras computes the same numbers as `total / count` did.
     reciprocals = ops.cast(
-        np.concatenate([[1.0], 1.0 / np.arange(1, length + 1)]).astype(
-            "float32"
-        ),
+        np.concatenate([[1.0], 1.0 / np.arange(1, length + 1)])
+        .astype("float32")
+        .reshape(-1, 1),
         embeddings.dtype,
     )
-    count = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
-    return total * ops.expand_dims(ops.take(reciprocals, count), -1)
+    count = ops.sum(ops.cast(present, "int32"), axis=1)
+    # count is in [0, length]: no negative-id mapping before the GATHER.
+    return total * gather_rows(reciprocals, count)
