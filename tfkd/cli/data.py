@@ -22,9 +22,9 @@ def load_data(args, seed=42, split="random", batch_size=256):
             `data_dir`.
         seed: int. Seed of the random split. Defaults to `42`.
         split: str. MovieLens split; `--data` allows `"random"` only.
+            Defaults to `"random"`.
         batch_size: int. Examples per batch of the datasets. Defaults to
             `256`.
-            Defaults to `"random"`.
 
     Returns:
         `tfkd.datasets.MovieLensData`.

@@ -65,8 +65,8 @@ def to_tflite(
     runtime it must run on (`min_runtime`: TF Lite 2.14 by default, the
     Android and iOS libraries apps pin), so a file that would fail at
     load or first invoke there is refused instead of shipped. Every
-    model is fed, by name,
-    exactly the inputs it declares; other columns are ignored.
+    model is fed, by name, exactly the inputs it declares; other columns
+    are ignored.
     Only then are the model and its JSON sidecar (`path` with a `.json`
     suffix) moved into place with `os.replace`, under a lock on
     `<path>.lock` so that concurrent exports to one path take turns. A
