@@ -131,21 +131,19 @@ def _ranking_files(data, student, directory):
     common = {"validation_data": data.test, "latency_runs": 5,
               "allow_metric_drop": True}
     files = {}
-    for mode in (None, "dynamic", "float16", "int8"):
-        extra = {"representative_data": data.train,
-                 "num_calibration_batches": 5} if mode == "int8" else {}
-        path = directory / f"student_{mode or 'float32'}.tflite"
-        export.to_tflite(student, path, quantization=mode, **common,
-                         **extra)
-        files[f"student_{mode or 'float32'}"] = path
     own = user_model(data.spec, divide=False)
     own.fit(data.train, epochs=1, verbose=0)
-    for mode in (None, "int8"):
-        extra = {"representative_data": data.train,
-                 "num_calibration_batches": 5} if mode == "int8" else {}
-        path = directory / f"own_{mode or 'float32'}.tflite"
-        export.to_tflite(own, path, quantization=mode, **common, **extra)
-        files[f"own_{mode or 'float32'}"] = path
+    for prefix, model, modes in (
+        ("student", student, (None, "dynamic", "float16", "int8")),
+        ("own", own, (None, "int8")),
+    ):
+        for mode in modes:
+            extra = {"representative_data": data.train,
+                     "num_calibration_batches": 5} if mode == "int8" else {}
+            name = f"{prefix}_{mode or 'float32'}"
+            files[name] = directory / f"{name}.tflite"
+            export.to_tflite(model, files[name], quantization=mode,
+                             **common, **extra)
     for name, finetune in (("qat", quantization_aware_finetune),
                            ("pruned", prune_finetune)):
         path = directory / f"student_{name}.tflite"
