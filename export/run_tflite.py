@@ -15,9 +15,12 @@ python export/run_tflite.py export/student.tflite --requests requests.json
 `requests.json` holds a list of requests, `[{"user_id": 3, "item_id": 7,
 "genres": [4, 9], ...}, ...]`, or one dict of columns, `{"user_id": [3, 5],
 ...}`. The sidecar beside the model (`student.json`) gives the task, the
-input names, dtypes and shapes and what each output means. The script
-prints JSON: for a ranking model, logits and probabilities for a logit
-output, probabilities or ratings otherwise; for a retrieval model (the
+input names, dtypes and shapes and what each output means. A feature with
+a vocabulary in the sidecar (`feature_spec.features[i].vocabulary`) takes
+the raw values the app has (`"u00042"`, an hour from 0): value
+`vocabulary[i]` is id `i + 1`, any other value, or null, id 0 (unknown).
+The script prints JSON: for a ranking model, logits and probabilities for
+a logit output, probabilities or ratings otherwise; for a retrieval model (the
 requests then hold user features only), `item_ids` and `scores`, the top
 K per request, best first. A problem (a missing file, requests that are
 not JSON, a model its sidecar does not describe) is one line on stderr and
@@ -27,7 +30,9 @@ exit status 1; `TFKD_DEBUG=1` shows the traceback instead.
 import argparse
 import hashlib
 import json
+import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -46,6 +51,10 @@ FORMAT_VERSIONS = (1, 2)
 TASKS = ("ranking", "retrieval")
 PADDING_ID = 0
 NUMPY_DTYPES = {"int32": np.int32, "int64": np.int64, "float32": np.float32}
+# As tfkd/datasets/vocabulary.py: whole numbers of up to 18 digits are
+# compared as numbers ("007" is 7), everything else as stripped text.
+WHOLE_NUMBER = re.compile(r"[+-]?\d+")
+MAX_WHOLE = 10**18
 
 
 def sidecar_path(model_path):
@@ -153,15 +162,66 @@ def to_columns(requests):
     return {name: [r[name] for r in requests] for name in names}
 
 
-def prepare(columns, inputs):
+def vocabularies(sidecar):
+    """`{feature: {key: id}}` of the sidecar's features with a vocabulary."""
+    spec = sidecar.get("feature_spec") or {}
+    return {
+        f["name"]: {key: i + 1 for i, key in enumerate(f["vocabulary"])}
+        for f in spec.get("features", [])
+        if f.get("vocabulary") is not None
+    }
+
+
+def canonical(value):
+    """The key a raw value is looked up by (as tfkd's `canonical`)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, int, np.integer)):
+        return _whole(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return None
+        if float(value).is_integer():
+            return _whole(int(value))
+        return repr(float(value))
+    text = str(value).strip()
+    if not text:
+        return None
+    return _whole(int(text)) if WHOLE_NUMBER.fullmatch(text) else text
+
+
+def _whole(number):
+    return number if abs(number) < MAX_WHOLE else str(number)
+
+
+def lookup(values, ids):
+    """Raw values -> ids through one vocabulary: unknown or null -> 0."""
+    text_keys = any(isinstance(key, str) for key in ids)
+
+    def one(value):
+        if isinstance(value, (list, tuple)):
+            return [one(v) for v in value]
+        key = canonical(value)
+        if text_keys and key is not None:
+            key = str(key)
+        return ids.get(key, 0)
+
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        values = [values]
+    return [one(v) for v in values]
+
+
+def prepare(columns, inputs, vocabularies=None):
     """Builds int32 arrays, batch first, for the signature's inputs.
 
     Shorter list features (genres) are right-padded with id 0; ids beyond
-    int32 are clipped, which keeps them out of range (scored as id 0).
+    int32 are clipped, which keeps them out of range (scored as id 0). A
+    feature with a vocabulary is mapped from raw values first.
 
     Args:
         columns: dict of feature name to list of values.
         inputs: the sidecar's `inputs` list.
+        vocabularies: dict or None. From `vocabularies(sidecar)`.
 
     Returns:
         A dict of input name to NumPy array.
@@ -176,8 +236,15 @@ def prepare(columns, inputs):
             f"Expected exactly the features {expected}. "
             f"Received: {sorted(columns)}"
         )
-    return {entry["name"]: _column(columns[entry["name"]], entry)
-            for entry in inputs}
+    vocabularies = vocabularies or {}
+    return {
+        entry["name"]: _column(
+            lookup(columns[entry["name"]], vocabularies[entry["name"]])
+            if entry["name"] in vocabularies else columns[entry["name"]],
+            entry,
+        )
+        for entry in inputs
+    }
 
 
 def _column(values, entry):
@@ -191,8 +258,8 @@ def _column(values, entry):
     if np.issubdtype(dtype, np.integer):
         if not np.issubdtype(array.dtype, np.integer):
             raise ValueError(
-                f"Expected integer ids for '{name}'. "
-                f"Received: dtype={array.dtype}"
+                f"Expected integer ids for '{name}' (its sidecar feature "
+                f"has no vocabulary). Received: dtype={array.dtype}"
             )
         limits = np.iinfo(dtype)
         array = np.clip(array, limits.min, limits.max)
@@ -231,7 +298,8 @@ def run(model_path, requests, sidecar=None):
     sidecar = sidecar or load_sidecar(str(model_path))
     interpreter = Interpreter(model_path=str(model_path), num_threads=1)
     runner = interpreter.get_signature_runner(sidecar["signature_key"])
-    features = prepare(to_columns(requests), sidecar["inputs"])
+    features = prepare(to_columns(requests), sidecar["inputs"],
+                       vocabularies(sidecar))
     outputs = runner(**features)
     return {
         entry["kind"]: outputs[entry["name"]] for entry in sidecar["outputs"]

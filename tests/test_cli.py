@@ -337,13 +337,14 @@ class TestDataErrors:
 
     def test_bad_row_named_by_row_and_column(self, tmp_path, capsys):
         frame = clicks_frame(20)
-        frame.loc[2, "uid"] = -2
+        frame.loc[2, "price"] = np.nan  # written as an empty cell
         frame.to_csv(tmp_path / "x.csv", index=False)
         argv = ["distill", "--data", str(tmp_path / "x.csv"), "--label",
                 "clicked"]
         assert cli.main(argv) == 1
         # Data row 2 (from 0) is file row 4: the header is row 1.
-        assert "x.csv row 4, column 'uid' holds -2" in _one_line_error(capsys)
+        assert ("x.csv row 4, column 'price' is empty"
+                in _one_line_error(capsys))
 
     def test_missing_label_lists_columns(self, clicks_csv, capsys):
         argv = ["distill", "--data", clicks_csv, "--label", "click"]
@@ -371,6 +372,40 @@ class TestDataErrors:
         err = _one_line_error(capsys)
         assert "takes inputs ['user_id']; the data has no 'user_id'" in err
         assert "Its features: uid, track, hour, price" in err
+
+    def test_vocabulary_flags_need_data(self, capsys):
+        assert cli.main(["distill", "--max-tokens", "100"]) == 1
+        assert ("--min-count and --max-tokens describe the files given "
+                "with --data") in _one_line_error(capsys)
+
+    @pytest.mark.parametrize("flag", ["--output", "--spec-out"])
+    def test_unwritable_path_refused_before_training(self, clicks_csv,
+                                                     tmp_path, capsys, flag):
+        (tmp_path / "a_file").write_text("")
+        target = str(tmp_path / "a_file" / "student.keras")
+        argv = ["distill", "--data", clicks_csv, "--label", "clicked",
+                flag, target]
+        assert cli.main(argv) == 1
+        err = _one_line_error(capsys)
+        assert f"{flag} {target} cannot be written: " in err
+        assert "a_file is a file, not a folder" in err
+        assert "epochs" not in capsys.readouterr().err
+
+    def test_export_refuses_a_model_smaller_than_the_vocabulary(
+            self, tmp_path, capsys):
+        frame = clicks_frame(200).assign(
+            uid=lambda f: "u" + f["uid"].astype(str))
+        frame.to_csv(tmp_path / "text.csv", index=False)
+        uid = keras.Input((), dtype="int32", name="uid")
+        logit = keras.layers.Dense(1)(keras.layers.Embedding(5, 2)(uid))
+        keras.Model({"uid": uid}, logit).save(tmp_path / "small.keras")
+        argv = ["export", str(tmp_path / "small.keras"),
+                str(tmp_path / "small.tflite"), "--data",
+                str(tmp_path / "text.csv"), "--label", "clicked"]
+        assert cli.main(argv) == 1
+        err = _one_line_error(capsys, "export")
+        assert "has 5 rows for 'uid', but the data's vocabulary has" in err
+        assert not (tmp_path / "small.tflite").exists()
 
     def test_unexpected_error_points_at_the_traceback(self, monkeypatch,
                                                       capsys):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from tfkd import datasets
@@ -159,9 +160,15 @@ class TestWalkthrough:
         features = datasets.features_from_frame(test, spec)
         student = keras.models.load_model(work / "student.keras")
         keras_scores = np.asarray(student.predict(features, verbose=0))
+        # The file is fed the raw rows, as the app has them: text ids and
+        # hours from 0, mapped by run_tflite.py with the sidecar's
+        # vocabularies (the same rows, in from_files' split order).
+        raw = pd.read_csv(work / "clicks.csv")
+        order = np.random.default_rng(42).permutation(len(raw))
+        raw = raw.iloc[order[len(raw) - len(test):]]
         litert_scores = _run_tflite_module().score(
             work / "student.tflite",
-            {name: values.tolist() for name, values in features.items()},
+            {name: raw[name].tolist() for name in spec.names},
         )
         labels = test["clicked"].to_numpy()
         keras_auc = pairwise_auc(labels, keras_scores.reshape(-1))
@@ -173,14 +180,16 @@ class TestWalkthrough:
         # Better than chance by a margin: the clicks can be learnt.
         assert keras_auc > 0.65
 
-    def test_unknown_user_scores_as_user_0(self, walkthrough):
+    def test_unseen_and_missing_users_score_alike(self, walkthrough):
         work = walkthrough["work"]
         requests = json.loads((work / "requests.json").read_text())
         spec = json.loads((work / "spec.json").read_text())
         users = {f["name"]: f for f in spec["features"]}["user"]
-        known, zero, new = (r["user"] for r in requests)
-        assert zero == 0
-        assert 1 <= known < users["vocabulary_size"] <= new
+        known, missing, new = (r["user"] for r in requests)
+        # Raw text ids: one training saw, none, one it never saw.
+        assert missing is None
+        assert known in users["vocabulary"]
+        assert new not in users["vocabulary"]
         # One row's features, three users: only the user differs.
         rest = [{k: v for k, v in r.items() if k != "user"}
                 for r in requests]
@@ -210,7 +219,7 @@ def test_readme_python_block_runs(walkthrough):
     before, after = map(float, re.findall(r"0\.\d{4}", printed[0]))
     assert abs(before - after) <= AUC_TOLERANCE
     # The hand-built student's plain Embeddings were made safe in the file,
-    # each on its whole table: the largest id in the file + 1.
+    # each on its whole table: the vocabulary and the unknown row.
     spec = json.loads((walkthrough["work"] / "spec.json").read_text())
     sizes = {f["name"]: f.get("vocabulary_size") for f in spec["features"]}
     unknown_ids = ast.literal_eval(printed[1])

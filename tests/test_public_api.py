@@ -25,8 +25,8 @@ PUBLIC = {
     "tfkd.datasets": [
         "Feature", "FeatureSpec", "ITEM_FEATURES", "MovieLensData",
         "StreamedData", "USER_FEATURES", "features_from_frame", "from_files",
-        "frame_to_dataset", "load_movielens_100k_frames", "movielens_100k",
-        "stream_files", "synthetic_movielens", "transfer_set",
+        "from_frame", "frame_to_dataset", "load_movielens_100k_frames",
+        "movielens_100k", "stream_files", "synthetic_movielens", "transfer_set",
         "with_transfer_set",
     ],
     "tfkd.evaluation": [

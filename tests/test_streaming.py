@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -189,11 +190,11 @@ class TestValidation:
         "cells, match",
         [
             # Rows 70 and 110 of part-1 fall in its second and third chunks.
-            ({(70, "uid"): "-1", (110, "uid"): "-4"},
-             "part-1.csv row 70, column 'uid' holds -1 \\(and 1 more rows\\)"
-             ": ids must be >= 1"),
-            ({(70, "hour"): "0"}, "part-1.csv row 70, column 'hour' holds 0:"
-             " ids must be >= 1"),
+            ({(70, "price"): "x", (110, "price"): ""},
+             "part-1.csv row 70, column 'price' is not a number: 'x'"),
+            ({(70, "price"): "", (110, "price"): ""},
+             "part-1.csv row 70, column 'price' is empty \\(and 1 more "
+             "rows\\)"),
             ({(70, "clicked"): "3", (110, "clicked"): "2"},
              "part-1.csv row 70, column 'clicked' \\(the label\\) is 3 "
              "\\(and 1 more rows\\): the labels run from 0 to 3"),
@@ -204,7 +205,7 @@ class TestValidation:
             ({(70, "price"): "inf"}, "part-1.csv row 70, column 'price' "
              "holds inf: every row needs a finite number"),
         ],
-        ids=["negative_ids", "zero_id", "rating_labels", "nan_label",
+        ids=["text_in_numbers", "empty_cells", "rating_labels", "nan_label",
              "not_a_number", "infinite_number"],
     )
     def test_same_message_as_from_files(self, tmp_path, cells, match):
@@ -214,6 +215,28 @@ class TestValidation:
         assert pytest.raises(ValueError, stream_files, folder,
                              label="clicked", chunk_rows=CHUNK_ROWS,
                              ).match(match)
+
+    @pytest.mark.parametrize(
+        "cells, match",
+        [
+            ({(70, "uid"): "-1", (110, "uid"): "-4"},
+             "part-1.csv row 70, column 'uid' holds -1 \\(and 1 more rows\\)"
+             ": ids must be >= 1"),
+            ({(70, "hour"): "0"}, "part-1.csv row 70, column 'hour' holds 0:"
+             " ids must be >= 1"),
+        ],
+        ids=["negative_ids", "zero_id"],
+    )
+    def test_spec_without_vocabulary_refuses_ids_below_1(self, tmp_path,
+                                                         cells, match):
+        spec = datasets.FeatureSpec(
+            (datasets.Feature("uid", 200), datasets.Feature("hour", 30)),
+            "ctr", "clicked", "binary",
+        )
+        folder = broken_shards(tmp_path / "shards", cells)
+        loaded, streamed = messages(folder, spec=spec)
+        assert streamed == loaded
+        assert re.search(match, streamed)
 
     def test_counts_bad_rows_over_every_shard_and_chunk(self, shards):
         spec = datasets.FeatureSpec(

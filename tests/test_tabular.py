@@ -214,7 +214,7 @@ class TestValidation:
         [
             (3, "price", "abc", "row 3, column 'price' is not a number: "
              "'abc'"),
-            (5, "uid", "", "row 5, column 'uid' is empty"),
+            (5, "price", "", "row 5, column 'price' is empty"),
             (3, "clicked", "nan", "row 3, column 'clicked' \\(the label\\) "
              "is nan"),
             (4, "clicked", "3", "row 4, column 'clicked' \\(the label\\) is "
@@ -222,15 +222,11 @@ class TestValidation:
              "task='rating'"),
             (2, "clicked", "-1", "row 2, column 'clicked' \\(the label\\) is "
              "-1: the ctr task needs labels 0 or 1"),
-            (4, "uid", "-2", "row 4, column 'uid' holds -2: ids must be >= "
-             "1"),
-            (6, "hour", "0", "row 6, column 'hour' holds 0: ids must be >= "
-             "1, since tfkd models keep id 0 for unknown ids. Add 1"),
             (7, "price", "inf", "row 7, column 'price' holds inf: every row "
              "needs a finite number"),
         ],
         ids=["not_a_number", "empty_cell", "nan_label", "rating_labels",
-             "negative_label", "negative_id", "zero_id", "infinite_number"],
+             "negative_label", "infinite_number"],
     )
     def test_names_file_row_and_column(self, tmp_path, row, column, value,
                                        match):
@@ -238,33 +234,44 @@ class TestValidation:
         with pytest.raises(ValueError, match=match):
             datasets.from_files(path, label="clicked")
 
-    def test_message_counts_the_other_bad_rows(self, tmp_path):
-        text = SMALL_CSV.replace("\n3,", "\n-3,")
-        path = write(tmp_path / "x.csv", text)
-        with pytest.raises(ValueError, match="row 2, column 'uid' holds -3 "
-                           "\\(and 1 more rows\\)"):
-            datasets.from_files(path, label="clicked")
+    @pytest.mark.parametrize(
+        "row, value, match",
+        [
+            (4, "-2", "row 4, column 'uid' holds -2: ids must be >= 1, "
+             "since tfkd models keep id 0 for unknown ids. Leave the spec "
+             "out"),
+            (6, "0", "row 6, column 'uid' holds 0: ids must be >= 1"),
+            (5, "", "row 5, column 'uid' holds empty, but the spec's feature "
+             "'uid' has no vocabulary: its cells must be ids from 1"),
+            (3, "u7", "row 3, column 'uid' holds 'u7', but the spec's "
+             "feature 'uid' has no vocabulary"),
+        ],
+        ids=["negative_id", "zero_id", "empty_cell", "text_id"],
+    )
+    def test_spec_without_vocabulary_needs_ids_from_1(self, tmp_path, row,
+                                                      value, match):
+        spec = datasets.FeatureSpec(
+            (datasets.Feature("uid", 8),), "ctr", "clicked", "binary"
+        )
+        path = bad_csv(tmp_path, row, "uid", value)
+        with pytest.raises(ValueError, match=match):
+            datasets.from_files(path, spec=spec)
 
-    def test_text_column(self, tmp_path):
-        text = SMALL_CSV.replace("hour", "city")
-        lines = text.splitlines()
-        lines[1:] = [
-            ",".join(c if i != 2 else "Paris" for i, c in
-                     enumerate(line.split(",")))
-            for line in lines[1:]
-        ]
-        path = write(tmp_path / "x.csv", "\n".join(lines) + "\n")
-        with pytest.raises(ValueError, match="Column 'city' holds text "
-                           "\\(.*x.csv row 2: 'Paris'\\)"):
+    def test_message_counts_the_other_bad_rows(self, tmp_path):
+        text = SMALL_CSV.replace("\n3,10,5,1.5", "\n3,10,5,x").replace(
+            "\n3,11,5,3.5", "\n3,11,5,y")
+        path = write(tmp_path / "x.csv", text)
+        with pytest.raises(ValueError, match="row 2, column 'price' is not "
+                           "a number: 'x' \\(and 1 more rows\\)"):
             datasets.from_files(path, label="clicked")
 
     def test_shard_error_names_the_shard(self, tmp_path):
         folder = tmp_path / "shards"
         folder.mkdir()
         write(folder / "part-0.csv", SMALL_CSV)
-        bad_csv(folder, 3, "uid", "-1", name="part-1.csv")
+        bad_csv(folder, 3, "price", "n/a", name="part-1.csv")
         with pytest.raises(ValueError, match="part-1.csv row 3, column "
-                           "'uid' holds -1"):
+                           "'price' is not a number: 'n/a'"):
             datasets.from_files(folder, label="clicked")
 
     def test_shards_with_other_columns(self, tmp_path):
@@ -294,12 +301,16 @@ class TestValidation:
             datasets.from_files(write(tmp_path / "x.csv", SMALL_CSV),
                                 spec=spec)
 
-    def test_huge_integer_column_is_not_taken_for_ids(self, tmp_path):
-        path = bad_csv(tmp_path, 3, "track", "5000000")
-        with pytest.raises(ValueError, match="row 3, column 'track' holds "
-                           "id 5000000: as an id feature that is a table of "
-                           "5,000,001 rows"):
-            datasets.from_files(path, label="clicked")
+    def test_too_many_distinct_values_names_the_fix(self, tmp_path,
+                                                    monkeypatch):
+        from tfkd.datasets import row_checks
+
+        monkeypatch.setattr(row_checks, "MAX_INFERRED_VOCABULARY", 3)
+        with pytest.raises(ValueError, match="Column 'uid' holds 3 "
+                           "distinct values in the training rows.*"
+                           "max_tokens \\(--max-tokens\\)"):
+            datasets.from_files(write(tmp_path / "x.csv", SMALL_CSV),
+                                label="clicked")
 
     def test_missing_path_and_empty_folder(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="No .csv or .parquet"):
@@ -322,8 +333,9 @@ class TestValidation:
         # A blank line is skipped, yet row numbers stay those of the file.
         lines = SMALL_CSV.splitlines()
         lines.insert(2, "")
-        lines[4] = lines[4].replace("3,11", "-3,11")
+        lines[4] = lines[4].replace("3.5", "3.5.1")
         path = write(tmp_path / "x.csv", "\n".join(lines) + "\n")
         assert tabular_files.CSV_FIRST_DATA_ROW == 2
-        with pytest.raises(ValueError, match="row 5, column 'uid' holds -3"):
+        with pytest.raises(ValueError, match="row 5, column 'price' is not "
+                           "a number: '3.5.1'"):
             datasets.from_files(path, label="clicked")

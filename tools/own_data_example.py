@@ -10,14 +10,16 @@ The first step of README.md's "Your own model and data", run by
 writes into the folder WORK:
 
 - `clicks.csv`: 40,000 plays of a music app with its own column names,
-  `user,track,hour,price,clicked`. Clicks depend on the user, the track,
-  their match, the hour and the price, so an AUC measures something.
+  `user,track,hour,price,clicked`, as a warehouse writes them: text user
+  and track ids (`u00042`, `trk-0007`), the hour of day from 0, a float
+  price. Clicks depend on the user, the track, their match, the hour and
+  the price, so an AUC measures something.
 - `teacher.keras`: a hand-built Keras teacher (dict inputs by name, plain
   `keras.layers.Embedding`, an MLP, a logit head) trained on the file as
   `tfkd.datasets.from_files` splits it.
-- `requests.json`: three requests for `export/run_tflite.py`: a known
-  user, the same with user 0 (unknown) and with a user id that training
-  never saw.
+- `requests.json`: three requests for `export/run_tflite.py`, with the
+  raw ids an app has: a known user, the same with no user (null) and
+  with a user id that training never saw.
 """
 
 import argparse
@@ -36,9 +38,9 @@ NUM_ROWS = 40_000
 NUM_USERS = 1_000
 NUM_TRACKS = 300
 TASTE_DIM = 4
-# A user id above every id in the file: the exported model scores it as
+# A user id that is not in the file: the exported model scores it as
 # id 0, the unknown user.
-NEW_USER = 5_000
+NEW_USER = "u99999"
 ID_COLUMNS = ("user", "track", "hour")
 SEED = 0
 
@@ -46,11 +48,9 @@ SEED = 0
 def click_log(num_rows=NUM_ROWS, seed=SEED):
     """A seeded click log whose labels a model can learn.
 
-    Ids start at 1 because tfkd keeps id 0 for unknown ids (an app sends
-    ids that training never saw): users are 1..1000, tracks 1..300 and the
-    hour of day 0..23 is stored as 1..24. A raw hour 0 would be refused by
-    `from_files`, and if shifted silently, midnight would score as
-    unknown.
+    Users are `u00001`..`u01000`, tracks `trk-0001`..`trk-0300` and the
+    hour of day is 0..23, as an app logs them: `from_files` builds each
+    column's vocabulary.
 
     Args:
         num_rows: int. Defaults to `40_000`.
@@ -71,13 +71,14 @@ def click_log(num_rows=NUM_ROWS, seed=SEED):
     logit = _click_logit(rng, user, track, hour, price)
     clicked = rng.random(num_rows) < 1.0 / (1.0 + np.exp(-logit))
     return pd.DataFrame({
-        "user": user, "track": track, "hour": hour + 1, "price": price,
-        "clicked": clicked.astype(int),
+        "user": [f"u{u:05d}" for u in user],
+        "track": [f"trk-{t:04d}" for t in track],
+        "hour": hour, "price": price, "clicked": clicked.astype(int),
     })
 
 
 def _click_logit(rng, user, track, hour, price):
-    # Row 0 of each table is unused: ids start at 1.
+    # Row 0 of each table is unused: the raw ids start at 1.
     user_taste = rng.normal(size=(NUM_USERS + 1, TASTE_DIM))
     track_style = rng.normal(size=(NUM_TRACKS + 1, TASTE_DIM))
     user_bias = rng.normal(0.0, 0.6, NUM_USERS + 1)
@@ -137,10 +138,10 @@ def train_teacher(data, epochs=4):
 
 
 def requests_for(row):
-    """A known user, user 0 and a never-seen user, on one row's features."""
-    known = {name: int(row[name]) for name in ID_COLUMNS}
-    known["price"] = round(float(row["price"]), 2)
-    return [known, {**known, "user": 0}, {**known, "user": NEW_USER}]
+    """A known user, no user and a never-seen user, on one raw row."""
+    known = {"user": row["user"], "track": row["track"],
+             "hour": int(row["hour"]), "price": round(float(row["price"]), 2)}
+    return [known, {**known, "user": None}, {**known, "user": NEW_USER}]
 
 
 def main(argv=None):
@@ -155,7 +156,7 @@ def main(argv=None):
     log.to_csv(csv_path, index=False)
     print(f"{csv_path}: {len(log):,} rows, {log['clicked'].mean():.1%} "
           f"clicked, {log['user'].nunique():,} users, "
-          f"{log['track'].nunique()} tracks")
+          f"{log['track'].nunique()} tracks, hours 0-23")
     data = tfkd.datasets.from_files(csv_path, label="clicked")
     teacher, auc = train_teacher(data)
     teacher_path = os.path.join(work, "teacher.keras")
@@ -163,9 +164,12 @@ def main(argv=None):
     print(f"{teacher_path}: {teacher.count_params():,} params, "
           f"test AUC {auc:.4f}")
     requests_path = os.path.join(work, "requests.json")
+    # The first test row, as the file holds it (the app's raw ids).
+    test = tfkd.datasets.splits.random_codes(len(log)) == 2
     with open(requests_path, "w") as f:
-        json.dump(requests_for(data.frames["test"].iloc[0]), f)
-    print(f"{requests_path}: a known user, user 0, user {NEW_USER} (new)")
+        json.dump(requests_for(log[test].iloc[0]), f)
+    print(f"{requests_path}: a known user, no user (null), user {NEW_USER} "
+          "(new)")
     return 0
 
 

@@ -42,11 +42,15 @@ def load_data(args, seed=42, split="random", batch_size=256):
     """
     from tfkd import datasets
 
+    vocabulary = {"min_count": getattr(args, "min_count", 1),
+                  "max_tokens": getattr(args, "max_tokens", None)}
     if args.data is None:
-        if args.label or args.spec:
+        if args.label or args.spec or vocabulary != {"min_count": 1,
+                                                     "max_tokens": None}:
             raise CommandError(
-                "--label and --spec describe the files given with --data; "
-                "pass --data PATH, or leave them out for MovieLens-100K."
+                "--label, --spec, --min-count and --max-tokens describe the "
+                "files given with --data; pass --data PATH, or leave them "
+                "out for MovieLens-100K."
             )
         return datasets.movielens_100k(
             task=args.task or "ctr", split=split, seed=seed,
@@ -70,8 +74,35 @@ def load_data(args, seed=42, split="random", batch_size=256):
         )
     return datasets.from_files(
         args.data, label=args.label, spec=spec, task=args.task, seed=seed,
-        batch_size=batch_size,
+        batch_size=batch_size, **vocabulary,
     )
+
+
+def check_writable(path, flag):
+    """Raises `CommandError` unless a file can be written at `path`.
+
+    Args:
+        path: str. Where a command will write.
+        flag: str. The flag or argument that named it, for the message.
+    """
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise CommandError(f"{flag} {path} is a folder; name a file in it.")
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CommandError(
+            f"{flag} {path} cannot be written: {existing} is a file, not a "
+            "folder."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(
+            f"{flag} {path} cannot be written: no write permission in "
+            f"{existing}. Pick another path."
+        )
 
 
 def read_spec(path):
@@ -151,17 +182,18 @@ def spec_for_model(spec, model, path):
     Raises:
         CommandError: if the model takes inputs the data lacks.
     """
-    import dataclasses
-
     from tfkd import datasets
     from tfkd._internal import model_utils
+    from tfkd.export import id_mapping
     from tfkd.models import embedding_utils
 
     check_inputs(model, spec, f"model {path}")
     names = model_utils.input_names(model) or list(spec.names)
+    _check_vocabularies_fit(spec.features, id_mapping.embedding_sizes(model),
+                            path)
     sizes = embedding_utils.vocabulary_sizes(model)
     features = tuple(
-        dataclasses.replace(f, vocabulary_size=sizes[f.name])
+        _with_table_size(f, sizes[f.name], path)
         if f.name in sizes and not f.is_numeric else f
         for f in spec.features
         if f.name in names
@@ -169,3 +201,25 @@ def spec_for_model(spec, model, path):
     return datasets.FeatureSpec(
         features, spec.task, spec.label, spec.label_kind
     )
+
+
+def _with_table_size(feature, size, path):
+    import dataclasses
+
+    _check_vocabularies_fit([feature], {feature.name: size}, path)
+    return dataclasses.replace(feature, vocabulary_size=size)
+
+
+def _check_vocabularies_fit(features, sizes, path):
+    # A table smaller than the vocabulary was trained on other ids.
+    for feature in features:
+        size = sizes.get(feature.name)
+        if feature.vocabulary is None or size is None:
+            continue
+        if size < len(feature.vocabulary) + 1:
+            raise CommandError(
+                f"The model {path} has {size} rows for '{feature.name}', "
+                f"but the data's vocabulary has {len(feature.vocabulary):,} "
+                "values: it was trained on other files or another spec. "
+                "Pass the --spec written by tfkd distill --spec-out for it."
+            )

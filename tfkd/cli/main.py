@@ -63,6 +63,10 @@ def _distill(args):
     from tfkd import recipes
 
     config = _recipe(args, recipes.Recipe())
+    # Before any training: an hour of it is not lost to a bad path.
+    cli_data.check_writable(args.output, "--output")
+    if args.spec_out:
+        cli_data.check_writable(args.spec_out, "--spec-out")
     keras.utils.set_random_seed(config.seed)
     data = cli_data.load_data(args, seed=config.seed, split=config.split,
                               batch_size=config.batch_size)
@@ -109,6 +113,7 @@ def _export(args):
 
     from tfkd import export
 
+    cli_data.check_writable(args.output, "output")
     model = keras.models.load_model(args.model)
     model = getattr(model, "student", model)
     data = cli_data.load_data(args)
@@ -300,6 +305,12 @@ def _data_arguments(parser):
                         "(default: inferred; see tfkd distill --spec-out)")
     parser.add_argument("--task", choices=["ctr", "rating"],
                         help="ctr: labels 0/1 (default); rating: numbers")
+    parser.add_argument("--min-count", type=_at_least(1, int), default=1,
+                        help="a vocabulary built for --data keeps values "
+                        "seen this often in training (default 1)")
+    parser.add_argument("--max-tokens", type=_at_least(1, int),
+                        help="at most this many values per vocabulary "
+                        "built for --data (default: all)")
     parser.add_argument("--data-dir", help="folder holding ml-100k (default: "
                         "TFKD_DATA_DIR, the cache, the recbole wheel, "
                         "or a download)")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import numbers
 from typing import Any
 
 LABEL_KINDS = ("binary", "rating", "implicit")
@@ -15,15 +16,20 @@ class Feature:
 
     A `"categorical"` feature is embedded. Id 0 is reserved for unknown
     values and padding in every such feature, so the real ids are
-    `1..vocabulary_size - 1`. A `"numeric"` feature is one float per
-    example, fed to the model as `(value - mean) / std` next to the
-    embeddings.
+    `1..vocabulary_size - 1`. With a `vocabulary`, the raw values (text,
+    ids from 0, sparse 64-bit ids) are mapped to those ids: value
+    `vocabulary[i]` is id `i + 1` and every other value, or a missing
+    cell, is id 0. Without one, the values are the ids. A `"numeric"`
+    feature is one float per example, fed to the model as
+    `(value - mean) / std` next to the embeddings.
 
     Args:
         name: str. The model input name, e.g. `"user_id"`.
         vocabulary_size: int or None. Categorical features: number of
-            embedding rows, including row 0. Numeric features: None.
-            Defaults to `None`.
+            embedding rows, including row 0; defaults to
+            `len(vocabulary) + 1` when a vocabulary is given (a larger
+            table is allowed: its extra rows are never read). Numeric
+            features: None. Defaults to `None`.
         length: int. 1 for a scalar id; `> 1` for a padded list of ids where
             0 is padding (e.g. `genres`). Numeric features: 1. Defaults to
             `1`.
@@ -33,19 +39,24 @@ class Feature:
             to `0.0`.
         std: float > 0. Numeric features: the value range that maps to 1.
             Defaults to `1.0`.
+        vocabulary: tuple or None. Categorical features: the raw values,
+            all `str` or all `int`, distinct, most frequent first (as the
+            loaders build it). Defaults to `None` (the values are ids).
 
     Raises:
         TypeError: if `name` is not a string.
         ValueError: if a categorical feature has `vocabulary_size < 2` or
             `length < 1`, a numeric one a vocabulary, a length other than
             1 or a `std` that is not a positive number, or `kind` is
-            unknown.
+            unknown; if a vocabulary mixes types, repeats a value or does
+            not fit in `vocabulary_size`.
 
     Example:
 
     ```python
     Feature("genres", vocabulary_size=20, length=6)
     Feature("price", kind="numeric", mean=9.5, std=4.0)
+    Feature("track", vocabulary=("song67", "song3"))  # vocabulary_size 3
     ```
     """
 
@@ -55,6 +66,8 @@ class Feature:
     kind: str = "categorical"
     mean: float = 0.0
     std: float = 1.0
+    # A million values would fill the repr; `vocabulary_size` tells.
+    vocabulary: tuple | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -70,6 +83,8 @@ class Feature:
         if self.kind == "numeric":
             self._check_numeric()
             return
+        if self.vocabulary is not None:
+            self._check_vocabulary()
         if self.vocabulary_size is None or int(self.vocabulary_size) < 2:
             raise ValueError(
                 "`vocabulary_size` must be >= 2 (row 0 is unknown). "
@@ -87,18 +102,59 @@ class Feature:
             )
 
     def _check_numeric(self):
-        if self.vocabulary_size is not None or self.length != 1:
+        if (self.vocabulary_size is not None or self.length != 1
+                or self.vocabulary is not None):
             raise ValueError(
                 f"Numeric feature '{self.name}' is one float: it takes no "
-                "`vocabulary_size` and `length` 1. Received: "
-                f"vocabulary_size={self.vocabulary_size}, "
-                f"length={self.length}"
+                "`vocabulary_size` or `vocabulary`, and `length` 1. "
+                f"Received: vocabulary_size={self.vocabulary_size}, "
+                f"length={self.length}, vocabulary of "
+                f"{_count(self.vocabulary)} values"
             )
         if not (math.isfinite(self.mean) and math.isfinite(self.std)
                 and self.std > 0):
             raise ValueError(
                 f"Numeric feature '{self.name}' needs a finite `mean` and "
                 f"a `std` > 0. Received: mean={self.mean}, std={self.std}"
+            )
+
+    def _check_vocabulary(self):
+        vocabulary = self.vocabulary
+        if isinstance(vocabulary, (str, bytes)) or not hasattr(
+            vocabulary, "__iter__"
+        ):
+            raise TypeError(
+                f"`vocabulary` of feature '{self.name}' must be a list of "
+                f"values. Received: {type(vocabulary).__name__}"
+            )
+        vocabulary = tuple(
+            int(v) if isinstance(v, numbers.Integral) else v
+            for v in vocabulary
+        )
+        object.__setattr__(self, "vocabulary", vocabulary)
+        types = {bool if isinstance(v, bool) else type(v) for v in vocabulary}
+        if not vocabulary or len(types) != 1 or types - {str, int}:
+            raise ValueError(
+                f"`vocabulary` of feature '{self.name}' must hold at least "
+                "one value, all str or all int. Received: types "
+                f"{sorted(t.__name__ for t in types)}"
+            )
+        if len(set(vocabulary)) != len(vocabulary):
+            seen = set()
+            repeated = next(v for v in vocabulary
+                            if v in seen or seen.add(v))
+            raise ValueError(
+                f"`vocabulary` of feature '{self.name}' repeats "
+                f"{repeated!r}: each value gets one id."
+            )
+        if self.vocabulary_size is None:
+            object.__setattr__(self, "vocabulary_size", len(vocabulary) + 1)
+        elif int(self.vocabulary_size) < len(vocabulary) + 1:
+            raise ValueError(
+                f"Feature '{self.name}' has {len(vocabulary)} values in its "
+                f"vocabulary, ids 1..{len(vocabulary)}: `vocabulary_size` "
+                f"must be at least {len(vocabulary) + 1}. Received: "
+                f"vocabulary_size={self.vocabulary_size}"
             )
 
     @property
@@ -114,14 +170,21 @@ class Feature:
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict; `Feature(**d)` inverts it.
 
-        Categorical features write `name`, `vocabulary_size`, `length` and
-        `kind`; numeric ones `name`, `kind`, `mean` and `std`.
+        Categorical features write `name`, `vocabulary_size`, `length`,
+        `kind` and, when they have one, `vocabulary` (a list); numeric ones
+        `name`, `kind`, `mean` and `std`.
         """
         if self.is_numeric:
             return {"name": self.name, "kind": self.kind,
                     "mean": float(self.mean), "std": float(self.std)}
-        return {"name": self.name, "vocabulary_size": self.vocabulary_size,
-                "length": self.length, "kind": self.kind}
+        config: dict[str, Any] = {
+            "name": self.name, "vocabulary_size": self.vocabulary_size,
+            "length": self.length, "kind": self.kind,
+        }
+        if self.vocabulary is not None:
+            config["vocabulary"] = list(self.vocabulary)
+        return config
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +301,7 @@ class FeatureSpec:
                 raise ValueError(
                     f"Feature {i} of the spec is not one `Feature` takes "
                     "(keys: name, vocabulary_size, length, kind, mean, "
-                    f"std). Received: {entry!r} ({e})"
+                    f"std, vocabulary). Received: {_short(entry)} ({e})"
                 ) from e
         return cls(
             features=tuple(features),
@@ -246,3 +309,12 @@ class FeatureSpec:
             label=config["label"],
             label_kind=config["label_kind"],
         )
+
+
+def _short(entry):
+    # A vocabulary may hold a million values: not all in one message.
+    text = repr(entry)
+    return text if len(text) <= 200 else text[:200] + "...}"
+
+def _count(values):
+    return "no" if values is None else len(values)

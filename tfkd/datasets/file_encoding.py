@@ -1,13 +1,19 @@
 """The model-ready values of file columns: one rule, in NumPy and in tf.
 
 `from_files` encodes a whole frame with NumPy; `stream_files` encodes
-blocks inside tf.data. Both read every cell as a float64 first (exact for
-ids up to 2**53), so the two give the same int32 ids and float32 numbers.
+blocks inside tf.data. Both read every id and number cell as a float64
+first (exact for ids up to 2**53), so the two give the same int32 ids and
+float32 numbers; a feature with a vocabulary maps its raw cells
+(`tfkd.datasets.vocabulary.lookup`).
 """
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+
+from tfkd.datasets.vocabulary import MAX_WHOLE
+from tfkd.datasets.vocabulary import WHOLE_NUMBER
+from tfkd.datasets.vocabulary import lookup
 
 INT32_MAX = np.iinfo(np.int32).max
 
@@ -24,6 +30,10 @@ def encode_frame(frame, spec):
     """
     encoded = {}
     for feature in spec.features:
+        if feature.vocabulary is not None:
+            encoded[feature.name] = lookup(frame[feature.name].to_numpy(),
+                                           feature.vocabulary)
+            continue
         values = frame[feature.name].to_numpy(np.float64)
         # Ids past int32 stay out of range (read as unknown), rather than
         # wrapping round onto a real id.
@@ -35,23 +45,67 @@ def encode_frame(frame, spec):
     return pd.DataFrame(encoded)
 
 
-def encode_block(values, spec):
-    """`encode_frame` inside tf.data, on a float64 block of rows.
+def encode_block(numbers, texts, spec, tables):
+    """`encode_frame` inside tf.data, on one block of rows.
 
     Args:
-        values: float64 tensor `(rows, len(spec.features) + 1)`: the
-            features in spec order, then the label.
+        numbers: float64 tensor `(rows, k)`: the features without a
+            vocabulary, in spec order, then the label.
+        texts: string tensor `(rows, m)`: the features with a vocabulary,
+            in spec order, each cell as written (CSV) or as `canonical`
+            writes it (Parquet).
         spec: `FeatureSpec`.
+        tables: dict. From `vocabulary_tables(spec)`.
 
     Returns:
         `(features, label)`: dict of int32 / float32 tensors `(rows,)`
         and a float32 label `(rows,)`.
     """
-    features = {}
-    for j, feature in enumerate(spec.features):
-        column = values[:, j]
+    features, j, k = {}, 0, 0
+    for feature in spec.features:
+        if feature.vocabulary is not None:
+            features[feature.name] = _lookup(texts[:, k], feature,
+                                             tables[feature.name])
+            k += 1
+            continue
+        column = numbers[:, j]
+        j += 1
         features[feature.name] = (
             tf.cast(column, tf.float32) if feature.is_numeric
             else tf.cast(tf.minimum(column, INT32_MAX), tf.int32)
         )
-    return features, tf.cast(values[:, -1], tf.float32)
+    return features, tf.cast(numbers[:, -1], tf.float32)
+
+
+def vocabulary_tables(spec):
+    """`{name: tf.lookup.StaticHashTable}` of the spec's vocabularies:
+    key -> id, every other key -> 0."""
+    tables = {}
+    for feature in spec.features:
+        if feature.vocabulary is None:
+            continue
+        text_keys = isinstance(feature.vocabulary[0], str)
+        keys = tf.constant(list(feature.vocabulary),
+                           tf.string if text_keys else tf.int64)
+        ids = tf.range(1, len(feature.vocabulary) + 1, dtype=tf.int32)
+        tables[feature.name] = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, ids), default_value=0
+        )
+    return tables
+
+
+def _lookup(cells, feature, table):
+    # `vocabulary.canonical` in tf: whole numbers of up to 18 digits are
+    # numbers ("007" is 7), longer ones text without sign or zeros.
+    cells = tf.strings.strip(cells)
+    whole = tf.strings.regex_full_match(cells, WHOLE_NUMBER.pattern)
+    digits = tf.strings.regex_replace(cells, r"^[+-]?0*", "")
+    short = whole & (tf.strings.length(digits) <= len(str(MAX_WHOLE)) - 1)
+    number = tf.strings.to_number(tf.where(short, cells, "0"), tf.int64)
+    if not isinstance(feature.vocabulary[0], str):
+        return tf.where(short, table.lookup(number), 0)
+    negative = tf.strings.regex_full_match(cells, "-.*")
+    long = tf.where(negative, "-" + digits, digits)
+    key = tf.where(short, tf.strings.as_string(number),
+                   tf.where(whole, long, cells))
+    return table.lookup(key)

@@ -12,8 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd.datasets.file_encoding import encode_block
+from tfkd.datasets.file_encoding import vocabulary_tables
 from tfkd.datasets.row_split import SPLIT_NAMES
 from tfkd.datasets.tabular_files import open_parquet
+from tfkd.datasets.vocabulary import MISSING
+from tfkd.datasets.vocabulary import canonical
 
 # Rows decoded together: large enough that per-block work is amortised,
 # small enough that a few blocks in flight stay a few MB.
@@ -41,7 +44,11 @@ def split_blocks(shards, layouts, spec, row_split, part, shuffle_seed=None):
         (the split's rows of one block of a shard): int32 ids, float32
         numbers and label, as `from_files` encodes them.
     """
-    names = [*spec.names, spec.label]
+    # Cells read as numbers, then cells looked up in a vocabulary.
+    numbers = [f.name for f in spec.features if f.vocabulary is None]
+    texts = [f.name for f in spec.features if f.vocabulary is not None]
+    names = [*numbers, spec.label, *texts]
+    tables = vocabulary_tables(spec)
     code = SPLIT_NAMES.index(part)
     fmt = shards[0][1]
     indices = np.array([[columns.index(n) for n in names]
@@ -55,9 +62,9 @@ def split_blocks(shards, layouts, spec, row_split, part, shuffle_seed=None):
         source = source.shuffle(len(shards), seed=shuffle_seed,
                                 reshuffle_each_iteration=True)
     if fmt == "csv":
-        read = _csv_reader(len(layouts[0]))
+        read = _csv_reader(len(layouts[0]), len(numbers) + 1)
     else:
-        read = _parquet_reader(names)
+        read = _parquet_reader(names, len(numbers) + 1)
     blocks = source.interleave(
         read,
         cycle_length=min(len(shards), CYCLE_LENGTH),
@@ -65,10 +72,11 @@ def split_blocks(shards, layouts, spec, row_split, part, shuffle_seed=None):
         deterministic=True,
     )
 
-    def keep(shard, start, values):
+    def keep(shard, start, values, cells):
         positions = start + tf.range(tf.shape(values)[0], dtype=tf.int64)
         mask = tf.equal(row_split.codes(shard, positions), code)
-        return encode_block(tf.boolean_mask(values, mask), spec)
+        return encode_block(tf.boolean_mask(values, mask),
+                            tf.boolean_mask(cells, mask), spec, tables)
 
     return blocks.map(keep, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True)
@@ -109,7 +117,7 @@ def mix_blocks(blocks, window_rows, seed):
     )
 
 
-def _csv_reader(num_columns):
+def _csv_reader(num_columns, num_numbers):
     defaults = [[""]] * num_columns
 
     def drop_blank(seen, lines):
@@ -124,7 +132,8 @@ def _csv_reader(num_columns):
     def decode(shard, columns, start, lines):
         fields = tf.stack(tf.io.decode_csv(lines, defaults), axis=1)
         cells = tf.strings.strip(tf.gather(fields, columns, axis=1))
-        return shard, start, tf.strings.to_number(cells, tf.float64)
+        numbers = tf.strings.to_number(cells[:, :num_numbers], tf.float64)
+        return shard, start, numbers, cells[:, num_numbers:]
 
     def read(path, shard, columns):
         blocks = tf.data.TextLineDataset(path).skip(1).batch(BLOCK_ROWS)
@@ -135,10 +144,11 @@ def _csv_reader(num_columns):
     return read
 
 
-def _parquet_reader(names):
+def _parquet_reader(names, num_numbers):
     signature = (
         tf.TensorSpec((), tf.int64),
-        tf.TensorSpec((None, len(names)), tf.float64),
+        tf.TensorSpec((None, num_numbers), tf.float64),
+        tf.TensorSpec((None, len(names) - num_numbers), tf.string),
     )
 
     def blocks(path):
@@ -146,10 +156,13 @@ def _parquet_reader(names):
         for batch in open_parquet(path.decode()).iter_batches(
             batch_size=BLOCK_ROWS, columns=names
         ):
-            yield start, np.stack([
-                batch.column(n).to_numpy(zero_copy_only=False)
-                .astype(np.float64) for n in names
-            ], axis=1)
+            numbers = [batch.column(n).to_numpy(zero_copy_only=False)
+                       .astype(np.float64) for n in names[:num_numbers]]
+            texts = [_canonical_text(batch.column(n).to_pylist())
+                     for n in names[num_numbers:]]
+            yield (start, np.stack(numbers, axis=1),
+                   np.stack(texts, axis=1) if texts
+                   else np.zeros((batch.num_rows, 0), object))
             start += batch.num_rows
 
     def read(path, shard, columns):
@@ -157,6 +170,13 @@ def _parquet_reader(names):
         rows = tf.data.Dataset.from_generator(
             blocks, args=(path,), output_signature=signature
         )
-        return rows.map(lambda start, values: (shard, start, values))
+        return rows.map(lambda start, values, cells:
+                        (shard, start, values, cells))
 
     return read
+
+
+def _canonical_text(values):
+    # As `vocabulary.canonical`, written as text for the tf lookup.
+    keys = [canonical(v) for v in values]
+    return np.array(["" if k is MISSING else str(k) for k in keys], object)

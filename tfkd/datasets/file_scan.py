@@ -44,7 +44,8 @@ def shard_layouts(shards, label, wanted):
     return layouts
 
 
-def scan_files(source, shards, label, task, spec, row_split, chunk_rows):
+def scan_files(source, shards, label, task, spec, row_split, chunk_rows,
+               min_count=1, max_tokens=None):
     """Checks every row and counts each split, `chunk_rows` at a time.
 
     Args:
@@ -55,6 +56,8 @@ def scan_files(source, shards, label, task, spec, row_split, chunk_rows):
         spec: `FeatureSpec` or None. None infers one from the rows.
         row_split: `RowSplit`. Places each row in train, val or test.
         chunk_rows: int. Rows read at once.
+        min_count: int. As `from_files`. Defaults to `1`.
+        max_tokens: int or None. As `from_files`. Defaults to `None`.
 
     Returns:
         `(spec, rows)`: the spec (given or inferred) and a dict of the
@@ -65,17 +68,19 @@ def scan_files(source, shards, label, task, spec, row_split, chunk_rows):
             the first bad row of the first broken rule.
     """
     wanted = None if spec is None else [*spec.names, label]
-    checks = RowChecks(label, task)
+    checks = RowChecks(label, task, min_count, max_tokens)
     counts = np.zeros(len(SPLIT_NAMES), np.int64)
     for k, (path, fmt) in enumerate(shards):
         start = 0
-        for frame, rows, integer in read_chunks(path, fmt, label, wanted,
-                                                chunk_rows):
+        for frame, kinds, rows in read_chunks(path, fmt, label, wanted,
+                                              chunk_rows):
             # Every chunk in the first one's column order, as from_files.
             frame = frame[checks.columns or list(frame.columns)]
-            checks.add(frame, integer, _locator(path, fmt, rows))
             positions = np.arange(start, start + len(frame))
             codes = row_split.codes(k, positions).numpy()
+            # Vocabularies from the training rows, as from_files.
+            checks.add(frame, kinds, _locator(path, fmt, rows),
+                       train=codes == SPLIT_NAMES.index("train"))
             counts += np.bincount(codes, minlength=len(SPLIT_NAMES))
             start += len(frame)
     if not checks.rows:

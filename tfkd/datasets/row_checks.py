@@ -2,27 +2,34 @@
 
 `RowChecks` is fed the parsed rows one chunk at a time: the whole table at
 once (`from_files`) or bounded chunks (`stream_files`). It keeps, for each
-rule and column, the first bad row and how many rows break it, plus running
-moments of every column, so both loaders raise the same message and infer
-the same spec however the rows were chunked.
+rule and column, the first bad row and how many rows break it, running
+moments of every numeric column and the value counts of the training rows
+of every categorical one, so both loaders raise the same message and infer
+the same spec (and vocabularies) however the rows were chunked.
 """
 
 import dataclasses
 import math
 
 import numpy as np
+import pandas as pd
 
 from tfkd.datasets.feature_spec import Feature
 from tfkd.datasets.feature_spec import FeatureSpec
+from tfkd.datasets.vocabulary import MISSING
+from tfkd.datasets.vocabulary import ValueCounts
+from tfkd.datasets.vocabulary import canonical
 
 LABEL_KIND_BY_TASK = {"ctr": "binary", "rating": "rating"}
 # An integer column with larger values would need a table of that many
-# rows: more likely a count or an amount than an id.
+# rows: such ids get a vocabulary instead.
 MAX_INFERRED_VOCABULARY = 1_000_000
+# Fewer rows of a class cannot put one in each of train, val and test.
+MIN_CLASS_ROWS = 3
 ID_RULE = (
-    "ids must be >= 1, since tfkd models keep id 0 for unknown ids. Add 1 "
-    "to the column's ids (here and in the requests your app sends), or "
-    "make it numeric in a spec"
+    "ids must be >= 1, since tfkd models keep id 0 for unknown ids. Leave "
+    "the spec out (or write a new one with --spec-out) and tfkd builds the "
+    "column's vocabulary, or make it numeric in the spec"
 )
 FINITE_RULE = "every row needs a finite number"
 WHOLE_ID_RULE = (
@@ -32,6 +39,8 @@ WHOLE_ID_RULE = (
 # Rules of a feature column, in the order they are reported.
 FEATURE_RULES = ("finite", "whole", "at_least_one")
 CATEGORICAL_ONLY = ("whole", "at_least_one")
+# What a cell of a text column is: see `_classify`.
+CELL_CLASSES = ("missing", "whole_number", "number", "text")
 
 
 def more_rows(bad):
@@ -43,26 +52,36 @@ def _and_more(extra):
     return f" (and {extra} more rows)" if extra else ""
 
 
-def feature_kinds(spec, columns, integer, label):
-    """`{column: kind}`: the spec's, or integer columns categorical.
-
-    Raises:
-        ValueError: if the spec has a list feature (a file column holds
-            one value per row).
-    """
-    if spec is None:
-        return {
-            name: "categorical" if integer[name] else "numeric"
-            for name in columns
-            if name != label
-        }
+def check_spec_lists(spec):
+    """Raises if the spec has a list feature (a file column holds one
+    value per row)."""
     lists = [f.name for f in spec.features if f.is_list]
     if lists:
         raise ValueError(
             "A file column holds one value per row: give every feature of "
             f"the spec length 1. Received: lists {lists}"
         )
-    return {feature.name: feature.kind for feature in spec.features}
+
+
+def _classify(values):
+    """Each cell's class (an index into `CELL_CLASSES`), per distinct
+    value."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object),
+                                  use_na_sentinel=True)
+    classes = [_cell_class(canonical(u)) for u in uniques] + [0]
+    return np.asarray(classes, np.int8)[codes]
+
+
+def _cell_class(key):
+    if key is MISSING:
+        return 0
+    if isinstance(key, int):
+        return 1
+    try:
+        float(key)
+    except ValueError:
+        return 3
+    return 2
 
 
 @dataclasses.dataclass
@@ -70,7 +89,7 @@ class _Bad:
     """The first row that breaks a rule, and how many rows do."""
 
     where: str
-    value: float
+    value: object
     count: int
 
 
@@ -111,48 +130,68 @@ class _Moments:
         return float(np.sqrt(self.m2 / self.count))
 
 
+
 class RowChecks:
     """Checks rows chunk by chunk and gathers what the spec needs.
 
     Args:
         label: str. The label column.
         task: str. `"ctr"` (labels 0 or 1) or `"rating"`.
+        min_count: int. Values of a built vocabulary occur at least this
+            often in the training rows. Defaults to `1`.
+        max_tokens: int or None. At most this many values per built
+            vocabulary (the most frequent). Defaults to `None`.
 
     Example:
 
     ```python
     checks = RowChecks("clicked", "ctr")
-    for frame, where, integer in chunks:
-        checks.add(frame, integer, where)
+    for frame, kinds, where, train in chunks:
+        checks.add(frame, kinds, where, train)
     spec = checks.spec()  # raises on the first bad row, else infers
     ```
     """
 
-    def __init__(self, label, task):
+    def __init__(self, label, task, min_count=1, max_tokens=None):
         self.label = label
         self.task = task
+        self.min_count = min_count
+        self.max_tokens = max_tokens
         self.rows = 0
         self.columns = None
-        self.integer = {}
+        self.kinds = {}
         self._bad = {}
         self._moments = {}
+        self._counts = {}
 
-    def add(self, frame, integer, where):
+    def add(self, frame, kinds, where, train=None):
         """Takes one chunk of parsed rows.
 
         Args:
-            frame: pandas DataFrame of numbers, one column per file column.
-            integer: dict. Whether each column parsed as integers.
+            frame: pandas DataFrame, one column per file column.
+            kinds: dict. Each column's kind (`tabular_files.parse_frame`).
             where: callable. Chunk row `i` -> `"path row N"`.
+            train: bool array or None. The rows of the training split,
+                whose values make the vocabularies. None: every row.
         """
         if self.columns is None:
             self.columns = list(frame.columns)
         self.rows += len(frame)
         for name in frame.columns:
-            self.integer[name] = self.integer.get(name, True) and integer[name]
+            kind = kinds[name]
+            self.kinds.setdefault(name, set()).add(kind)
             if not len(frame):
                 continue
-            values = frame[name].to_numpy(np.float64)
+            column = frame[name].to_numpy()
+            if kind != "float" and name != self.label:
+                kept = column if train is None else column[train]
+                self._counts.setdefault(name, ValueCounts()).add(kept)
+            if kind == "text":
+                classes = _classify(column)
+                for i, rule in enumerate(CELL_CLASSES):
+                    self._tally((name, rule), classes == i, column, where)
+                continue
+            values = column.astype(np.float64)
             for rule, bad in self._rules(name, values):
                 self._tally((name, rule), bad, values, where)
             self._moments.setdefault(name, _Moments()).add(values, where)
@@ -176,7 +215,7 @@ class RowChecks:
             self._bad[key].count += count
             return
         i = int(np.argmax(bad))
-        self._bad[key] = _Bad(where(i), float(values[i]), count)
+        self._bad[key] = _Bad(where(i), values[i], count)
 
     def spec(self, spec=None):
         """Raises on the first bad row, else returns the spec.
@@ -196,20 +235,15 @@ class RowChecks:
                 row of the first rule broken, and how many more break it.
         """
         self._check_label()
-        kinds = feature_kinds(spec, self.columns, self.integer, self.label)
-        for name, kind in kinds.items():
-            for rule in FEATURE_RULES:
-                bad = self._bad.get((name, rule))
-                if bad is None or (kind == "numeric"
-                                   and rule in CATEGORICAL_ONLY):
-                    continue
-                message = {"finite": FINITE_RULE, "whole": WHOLE_ID_RULE,
-                           "at_least_one": ID_RULE}[rule]
-                raise ValueError(
-                    f"{bad.where}, column '{name}' holds {bad.value:g}"
-                    f"{_and_more(bad.count - 1)}: {message}."
-                )
-        return spec or self._infer_spec(kinds)
+        if spec is not None:
+            check_spec_lists(spec)
+            for feature in spec.features:
+                self._check_feature(feature)
+            return spec
+        features = tuple(self._infer(name) for name in self.columns
+                         if name != self.label)
+        return FeatureSpec(features, self.task, self.label,
+                           LABEL_KIND_BY_TASK[self.task])
 
     def _check_label(self):
         where = f"column '{self.label}' (the label)"
@@ -220,41 +254,129 @@ class RowChecks:
                 f"{_and_more(bad.count - 1)}: every row needs a finite "
                 "label; drop or fill those rows."
             )
-        bad = self._bad.get((self.label, "binary"))
-        if bad is None:
-            return
         moments = self._moments[self.label]
-        hint = "the ctr task needs labels 0 or 1."
-        if moments.low >= 0:
-            hint = (f"the labels run from {moments.low:g} to "
-                    f"{moments.high:g}: they look like ratings; pass "
-                    "task='rating' (--task rating), or map them to 0/1.")
-        raise ValueError(
-            f"{bad.where}, {where} is {bad.value:g}"
-            f"{_and_more(bad.count - 1)}: {hint}"
-        )
+        bad = self._bad.get((self.label, "binary"))
+        if bad is not None:
+            hint = "the ctr task needs labels 0 or 1."
+            if moments.low >= 0:
+                hint = (f"the labels run from {moments.low:g} to "
+                        f"{moments.high:g}: they look like ratings; pass "
+                        "task='rating' (--task rating), or map them to 0/1.")
+            raise ValueError(
+                f"{bad.where}, {where} is {bad.value:g}"
+                f"{_and_more(bad.count - 1)}: {hint}"
+            )
+        self._check_label_spread(where, moments)
 
-    def _infer_spec(self, kinds):
-        features = []
-        for name, kind in kinds.items():
-            moments = self._moments[name]
-            if kind == "numeric":
-                std = moments.std
-                features.append(Feature(
-                    name, kind="numeric", mean=moments.mean,
-                    std=std if std > 0 else 1.0,
-                ))
-                continue
-            top = int(moments.high)
-            if top + 1 > MAX_INFERRED_VOCABULARY:
+    def _check_label_spread(self, where, moments):
+        if moments.low == moments.high:
+            raise ValueError(
+                f"{where} is {moments.low:g} on all {moments.count:,} rows: "
+                "a model learns nothing from it and no metric can be "
+                "measured. Check the export that wrote the files (a filter "
+                "on the label?), or pass the right --label."
+            )
+        if self.task != "ctr":
+            return
+        positives = int(round(moments.mean * moments.count))
+        fewest = min(positives, moments.count - positives)
+        if fewest < MIN_CLASS_ROWS:
+            raise ValueError(
+                f"{where} has {positives:,} positives and "
+                f"{moments.count - positives:,} negatives: AUC needs "
+                f"positives and negatives in val and test, so at least "
+                f"{MIN_CLASS_ROWS} of each. Add rows of the rare class."
+            )
+
+    def _infer(self, name):
+        kinds = self.kinds[name]
+        if "float" in kinds or (name, "number") in self._bad:
+            self._refuse_gaps(name, "a numeric column")
+            self._refuse(name, ("finite",))
+            moments = self._moments.get(name)
+            if moments is None:
                 raise ValueError(
-                    f"{moments.where_high}, column '{name}' holds id {top}: "
-                    f"as an id feature that is a table of {top + 1:,} rows "
-                    f"(at most {MAX_INFERRED_VOCABULARY:,}). If it is a "
-                    "quantity, make it numeric in a spec; if ids, number "
-                    "them densely from 1."
+                    f"Column '{name}' holds numbers as Python objects; "
+                    "convert it with .astype(float) first."
                 )
-            features.append(Feature(name, top + 1))
-        task = self.task
-        return FeatureSpec(tuple(features), task, self.label,
-                           LABEL_KIND_BY_TASK[task])
+            std = moments.std
+            return Feature(name, kind="numeric", mean=moments.mean,
+                           std=std if std > 0 else 1.0)
+        if kinds == {"integer"}:
+            moments = self._moments[name]
+            if moments.low >= 1 and moments.high < MAX_INFERRED_VOCABULARY:
+                # Ids from 1 already: the values are the ids, as before.
+                return Feature(name, int(moments.high) + 1)
+        return self._vocabulary_feature(name)
+
+    def _vocabulary_feature(self, name):
+        counts = self._counts.get(name, ValueCounts())
+        vocabulary = counts.vocabulary(self.min_count, self.max_tokens)
+        if len(vocabulary) >= MAX_INFERRED_VOCABULARY:
+            raise ValueError(
+                f"Column '{name}' holds {len(vocabulary):,} distinct values "
+                f"in the training rows: a table of more than "
+                f"{MAX_INFERRED_VOCABULARY - 1:,} ids. Keep the most "
+                "frequent with max_tokens (--max-tokens), drop rare ones "
+                "with min_count (--min-count), or leave the column out "
+                "(a row or event id is no feature)."
+            )
+        if not vocabulary:
+            raise ValueError(
+                f"Column '{name}' has no value seen {self.min_count} times "
+                "or more in the training rows (every cell would be "
+                "unknown). Lower min_count (--min-count), or leave the "
+                "column out."
+            )
+        return Feature(name, vocabulary=vocabulary)
+
+    def _check_feature(self, feature):
+        name = feature.name
+        if feature.is_numeric:
+            self._refuse_gaps(name, "a numeric feature of the spec")
+            self._refuse(name, ("finite",))
+        elif feature.vocabulary is None:
+            self._refuse_text(name)
+            self._refuse(name, FEATURE_RULES)
+        # A feature with a vocabulary takes any cell: others are unknown.
+
+    def _refuse(self, name, rules):
+        for rule in rules:
+            bad = self._bad.get((name, rule))
+            if bad is None:
+                continue
+            message = {"finite": FINITE_RULE, "whole": WHOLE_ID_RULE,
+                       "at_least_one": ID_RULE}[rule]
+            raise ValueError(
+                f"{bad.where}, column '{name}' holds {float(bad.value):g}"
+                f"{_and_more(bad.count - 1)}: {message}."
+            )
+
+    def _refuse_gaps(self, name, what):
+        # Numbers, but some cells empty or not numbers: fill, not guess.
+        for rule in ("text", "missing"):
+            bad = self._bad.get((name, rule))
+            if bad is None:
+                continue
+            problem = (f"is not a number: {str(bad.value).strip()!r}"
+                       if rule == "text" else "is empty"
+                       + ("" if bad.value == "" else " (null)"))
+            raise ValueError(
+                f"{bad.where}, column '{name}' {problem}"
+                f"{_and_more(bad.count - 1)}: {what} needs a number in "
+                "every row; fill or drop those rows."
+            )
+
+    def _refuse_text(self, name):
+        for rule in ("text", "missing", "number"):
+            bad = self._bad.get((name, rule))
+            if bad is None:
+                continue
+            cell = "empty" if rule == "missing" else repr(bad.value)
+            raise ValueError(
+                f"{bad.where}, column '{name}' holds {cell}"
+                f"{_and_more(bad.count - 1)}, but the spec's feature "
+                f"'{name}' has no vocabulary: its cells must be ids from "
+                "1. Leave the spec out (or write a new one with "
+                "--spec-out) and tfkd builds the column's vocabulary."
+            )

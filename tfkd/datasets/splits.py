@@ -61,6 +61,35 @@ def random_split(frame, val_fraction=0.1, test_fraction=0.1, seed=42):
     return _cut(frame.iloc[order], val_fraction, test_fraction)
 
 
+def random_codes(num_rows, val_fraction=0.1, test_fraction=0.1, seed=42):
+    """The part `random_split` puts each row in: 0 train, 1 val, 2 test.
+
+    Args:
+        num_rows: int. Rows of the frame.
+        val_fraction: float. Defaults to `0.1`.
+        test_fraction: float. Defaults to `0.1`.
+        seed: int. Defaults to `42`.
+
+    Returns:
+        int8 array of `num_rows` codes, in the frame's row order.
+
+    Example:
+
+    ```python
+    train = random_codes(len(frame), seed=0) == 0
+    ```
+    """
+    order = np.random.default_rng(seed).permutation(num_rows)
+    n_test = int(round(num_rows * test_fraction))
+    n_val = int(round(num_rows * val_fraction))
+    n_train = num_rows - n_val - n_test
+    codes = np.empty(num_rows, np.int8)
+    codes[order[:n_train]] = 0
+    codes[order[n_train:n_train + n_val]] = 1
+    codes[order[n_train + n_val:]] = 2
+    return codes
+
+
 def temporal_split(frame, val_fraction=0.1, test_fraction=0.1):
     """Oldest rows train, the next val, the newest test (global time cut).
 

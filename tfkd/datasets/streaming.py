@@ -16,9 +16,10 @@ from tfkd.datasets.file_readers import split_blocks
 from tfkd.datasets.file_scan import scan_files
 from tfkd.datasets.file_scan import shard_layouts
 from tfkd.datasets.movielens_data import MovieLensData
-from tfkd.datasets.row_checks import feature_kinds
+from tfkd.datasets.row_checks import check_spec_lists
 from tfkd.datasets.row_split import SPLIT_NAMES
 from tfkd.datasets.row_split import RowSplit
+from tfkd.datasets.tabular import validate_vocabulary_settings
 from tfkd.datasets.tabular_files import find_shards
 from tfkd.datasets.tabular_files import resolve_label_and_task
 
@@ -81,6 +82,8 @@ def stream_files(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     check: bool = True,
+    min_count: int = 1,
+    max_tokens: int | None = None,
 ) -> StreamedData:
     """Reads CSV or Parquet shards as they train, never holding them whole.
 
@@ -89,11 +92,15 @@ def stream_files(
     and messages of `from_files` (file, row and column; "(and N more
     rows)" counts over all shards; a cell that does not parse is reported
     at once, with the other bad cells of its chunk), infers the spec when
-    none is given (vocabulary = largest id + 1; numeric mean and standard
-    deviation, merged over chunks) and counts each split. Then the
-    datasets read the shards through tf.data, encoding each value as
-    `from_files` does (int32 ids, ids past the vocabulary left for the
-    model to read as unknown; float32 numbers and label).
+    none is given (the column rules of `from_files`: ids from 1 as they
+    are, other ids through a vocabulary counted over the training rows;
+    numeric mean and standard deviation, merged over chunks) and counts
+    each split. Then the datasets read the shards through tf.data,
+    encoding each value as `from_files` does (int32 ids, ids past the
+    vocabulary left for the model to read as unknown, vocabularies
+    looked up in a `tf.lookup.StaticHashTable`; float32 numbers and
+    label). The vocabulary counts are held in memory: one entry per
+    distinct value of each categorical column.
 
     The split is a seeded hash of (shard position in name order, data row
     position in the shard): deterministic, each row in exactly one part,
@@ -132,6 +139,8 @@ def stream_files(
             skipped (for files checked before): bad rows then fail in
             tf.data while training, and `rows` is None. Defaults to
             `True`.
+        min_count: int >= 1. As `from_files`. Defaults to `1`.
+        max_tokens: int or None. As `from_files`. Defaults to `None`.
 
     Returns:
         `StreamedData` (a `MovieLensData`): `train`, `val`, `test` and
@@ -156,6 +165,7 @@ def stream_files(
     label, task = resolve_label_and_task(label, spec, task)
     _validate(val_fraction, test_fraction, batch_size, shuffle_buffer,
               chunk_rows, check, spec)
+    validate_vocabulary_settings(min_count, max_tokens)
     row_split = RowSplit(seed, val_fraction, test_fraction)
     shards = find_shards(path)
     wanted = None if spec is None else [*spec.names, label]
@@ -163,7 +173,8 @@ def stream_files(
     rows = None
     if check:
         spec, rows = scan_files(os.fspath(path), shards, label, task, spec,
-                                row_split, chunk_rows)
+                                row_split, chunk_rows, min_count,
+                                max_tokens)
     parts = {}
     for name in SPLIT_NAMES:
         train = name == "train"
@@ -208,4 +219,4 @@ def _validate(val_fraction, test_fraction, batch_size, shuffle_buffer,
         )
     if spec is not None:
         # Refused before reading anything (from_files finds it later).
-        feature_kinds(spec, [], {}, spec.label)
+        check_spec_lists(spec)

@@ -11,13 +11,16 @@ import os
 import numpy as np
 import pandas as pd
 
+from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets import splits
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.file_encoding import encode_frame
 from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.row_checks import RowChecks
 from tfkd.datasets.tabular_files import ROW_WORD
+from tfkd.datasets.tabular_files import check_columns
 from tfkd.datasets.tabular_files import find_shards
+from tfkd.datasets.tabular_files import parse_frame
 from tfkd.datasets.tabular_files import read_chunks
 from tfkd.datasets.tabular_files import resolve_label_and_task
 
@@ -27,7 +30,7 @@ class _Table:
     """The parsed files: numbers, and where each row came from."""
 
     frame: pd.DataFrame
-    integer: dict  # column -> holds only integers, in every shard
+    kinds: dict  # column -> "integer", "float" or "text", over all shards
     shards: list  # "path row" or "path record", one per shard
     shard_of_row: np.ndarray
     rows: np.ndarray  # of each frame row, in its file
@@ -45,22 +48,29 @@ def from_files(
     batch_size: int = 256,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    min_count: int = 1,
+    max_tokens: int | None = None,
 ) -> MovieLensData:
     """Loads a CSV or Parquet file, or a folder of shards, as datasets.
 
-    Without `spec`, every other column than the label is a feature: integers
-    are a categorical id feature (vocabulary size = largest id + 1), other
-    numbers a numeric feature (standardised with the column's mean and
-    standard deviation). With `spec`, only its features and label are read.
-    `data.spec.to_dict()` written as JSON is a spec to edit (e.g. `"kind":
-    "numeric"` for an integer quantity) and read back with
-    `FeatureSpec.from_dict`. The rows are split at random (seeded).
-
-    Ids must be >= 1: tfkd models keep id 0 for unknown ids (those an app
-    sends that training never saw), so files whose ids start at 0 are
-    refused with the fix (add 1, in the files and in the app's requests).
-    With a `spec`, ids above its vocabulary are read as unknown, as the
-    exported model reads them.
+    Without `spec`, every other column than the label is a feature:
+    - a column of ids from 1 (whole numbers, none missing, below a
+      million) is a categorical feature whose values are the ids (table
+      size = largest id + 1);
+    - a column of other ids: text (`"u00042"`, a UUID, a title), whole
+      numbers from 0, negative or sparse 64-bit ones, cells left empty,
+      is a categorical feature with a vocabulary: its values in the
+      training rows, most frequent first, are ids 1, 2, ...; id 0 is
+      unknown (a value training never saw, a rare one, an empty cell);
+    - any other column of numbers is a numeric feature (standardised with
+      the column's mean and standard deviation).
+    With `spec`, only its features and label are read, each as the spec
+    says. `data.spec.to_dict()` written as JSON (vocabularies included) is
+    a spec to edit (e.g. `"kind": "numeric"` for an integer quantity) and
+    read back with `FeatureSpec.from_dict`. The rows are split at random
+    (seeded). The exported model takes the ids the encoded frames hold;
+    the sidecar carries the vocabularies, and `export/run_tflite.py`
+    maps an app's raw values with them.
 
     Args:
         path: str or path-like. A `.csv` or `.parquet` file, or a folder of
@@ -76,17 +86,25 @@ def from_files(
         batch_size: int. Defaults to `256`.
         val_fraction: float. Share of rows in val. Defaults to `0.1`.
         test_fraction: float. Share of rows in test. Defaults to `0.1`.
+        min_count: int >= 1. A built vocabulary keeps the values seen at
+            least this often in the training rows; rarer ones read as
+            unknown, so the model learns an unknown id. Defaults to `1`.
+        max_tokens: int or None. At most this many values per built
+            vocabulary, the most frequent. Defaults to `None` (all, up
+            to a million: more is refused with this fix).
 
     Returns:
-        `MovieLensData` with `train`, `val`, `test`, `frames` and `spec`;
-        `users` and `items` are empty frames.
+        `MovieLensData` with `train`, `val`, `test`, `frames` (encoded
+        ids) and `spec`; `users` and `items` are empty frames.
 
     Raises:
         FileNotFoundError: if `path` does not exist or holds no shards.
         ValueError: on a problem in the files, named by file, row and
-            column: a row that does not parse, an empty cell, text, a
-            missing label column (the message lists the columns), a NaN
-            or out-of-range label, an id below 1.
+            column: a row that does not parse, an empty or text cell in a
+            numeric column, a missing label column (the message lists the
+            columns), a NaN, out-of-range or single-valued label, a ctr
+            label with fewer than 3 positives or negatives; with a spec,
+            an id below 1 or text in a feature without a vocabulary.
         ImportError: for Parquet files without `pyarrow`.
 
     Example:
@@ -98,12 +116,23 @@ def from_files(
     """
     label, task = resolve_label_and_task(label, spec, task)
     splits.validate_fractions(val_fraction, test_fraction)
+    validate_vocabulary_settings(min_count, max_tokens)
     wanted = None if spec is None else [*spec.names, label]
     table = _read_all(find_shards(path), label, wanted)
     if table.frame.empty:
         raise ValueError(f"{os.fspath(path)} holds no data rows.")
-    checks = RowChecks(label, task)
-    checks.add(table.frame, table.integer, table.where)
+    return _checked_data(table, label, task, spec, seed, batch_size,
+                         val_fraction, test_fraction, min_count, max_tokens)
+
+
+def _checked_data(table, label, task, spec, seed, batch_size, val_fraction,
+                  test_fraction, min_count, max_tokens):
+    checks = RowChecks(label, task, min_count, max_tokens)
+    # The vocabularies come from the training rows only, as a model would
+    # be trained: a value seen only in val or test reads as unknown.
+    train = splits.random_codes(len(table.frame), val_fraction,
+                                test_fraction, seed) == 0
+    checks.add(table.frame, table.kinds, table.where, train)
     spec = checks.spec(spec)
     frames = splits.random_split(
         encode_frame(table.frame, spec), val_fraction, test_fraction, seed
@@ -113,9 +142,9 @@ def from_files(
 
 
 def _read_all(shards, label, wanted):
-    frames, rows, integer = [], [], {}
+    frames, rows, kinds = [], [], {}
     for path, fmt in shards:
-        frame, shard_rows, flags = _read_shard(path, fmt, label, wanted)
+        frame, flags, shard_rows = _read_shard(path, fmt, label, wanted)
         if frames and sorted(frame) != sorted(frames[0]):
             raise ValueError(
                 f"Every shard needs the same columns. {shards[0][0]} has "
@@ -123,18 +152,137 @@ def _read_all(shards, label, wanted):
             )
         frames.append(frame)
         rows.append(shard_rows)
-        for name, flag in flags.items():
-            integer[name] = integer.get(name, True) and flag
+        for name, kind in flags.items():
+            kinds[name] = _merged_kind(kinds.get(name, kind), kind)
     return _Table(
         frame=pd.concat(frames, ignore_index=True)[list(frames[0])],
-        integer=integer,
+        kinds=kinds,
         shards=[f"{path} {ROW_WORD[fmt]}" for path, fmt in shards],
         shard_of_row=np.repeat(np.arange(len(rows)), [len(r) for r in rows]),
         rows=np.concatenate(rows),
     )
 
 
+def _merged_kind(first, second):
+    # Shards of one column: text if any is, else float if any is.
+    for kind in ("text", "float"):
+        if kind in (first, second):
+            return kind
+    return "integer"
+
+
 def _read_shard(path, fmt, label, wanted):
-    """Returns `(numeric frame, row numbers, {column: holds integers})`."""
+    """Returns `(frame, {column: kind}, row numbers)`."""
     # One chunk: the whole shard.
     return next(read_chunks(path, fmt, label, wanted, chunk_rows=None))
+
+
+def validate_vocabulary_settings(min_count, max_tokens):
+    """Raises unless `min_count` is an int >= 1 and `max_tokens` one or
+    None."""
+    validate_positive_int("min_count", min_count)
+    if max_tokens is not None:
+        validate_positive_int("max_tokens", max_tokens)
+
+
+def from_frame(
+    frame: pd.DataFrame,
+    label: str | None = None,
+    spec: FeatureSpec | None = None,
+    task: str | None = None,
+    seed: int = 42,
+    batch_size: int = 256,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    min_count: int = 1,
+    max_tokens: int | None = None,
+) -> MovieLensData:
+    """Loads a pandas DataFrame as datasets, as `from_files` loads a file.
+
+    The same columns rules, checks, vocabularies and messages as
+    `from_files`; a bad cell is named by its index label (`frame index
+    7`). String, integer (nullable ones too: `<NA>` reads as unknown),
+    float and bool columns are read; the frame is not changed.
+
+    Args:
+        frame: pandas DataFrame, one row per example.
+        label: str or None. The label column. Defaults to `spec.label`.
+        spec: `FeatureSpec` or None. The features to read; inferred when
+            None. Defaults to `None`.
+        task: str or None. `"ctr"` or `"rating"`. Defaults to
+            `spec.task`, else `"ctr"`.
+        seed: int. Seed of the split and the train shuffle. Defaults to
+            `42`.
+        batch_size: int. Defaults to `256`.
+        val_fraction: float. Defaults to `0.1`.
+        test_fraction: float. Defaults to `0.1`.
+        min_count: int >= 1. As `from_files`. Defaults to `1`.
+        max_tokens: int or None. As `from_files`. Defaults to `None`.
+
+    Returns:
+        `MovieLensData`, as `from_files`.
+
+    Raises:
+        TypeError: if `frame` is not a DataFrame, or a column name is not
+            a str.
+        ValueError: as `from_files`; for an empty frame, or cells that
+            are lists.
+
+    Example:
+
+    ```python
+    df = pd.read_sql("SELECT user_id, sku, price, clicked FROM log", con)
+    data = tfkd.datasets.from_frame(df, label="clicked")
+    ```
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            "`frame` must be a pandas DataFrame (for files, use "
+            f"from_files). Received: {type(frame).__name__}"
+        )
+    label, task = resolve_label_and_task(label, spec, task)
+    splits.validate_fractions(val_fraction, test_fraction)
+    validate_vocabulary_settings(min_count, max_tokens)
+    named = [c for c in frame.columns if not isinstance(c, str)]
+    if named:
+        raise TypeError(
+            "Every column name must be a str (it names a model input). "
+            f"Received: {named[:5]}; rename with frame.columns.astype(str)"
+        )
+    wanted = None if spec is None else [*spec.names, label]
+    check_columns("The frame", list(frame.columns), label, wanted)
+    raw = frame if wanted is None else frame[wanted]
+    if raw.empty:
+        raise ValueError("The frame holds no rows.")
+    _refuse_lists(raw)
+    index = np.array([_label(v) for v in raw.index], object)
+    parsed, kinds = parse_frame(
+        raw.reset_index(drop=True), lambda i: f"frame index {index[i]}",
+        label, text_cells=False,
+    )
+    table = _Table(frame=parsed, kinds=kinds, shards=["frame index"],
+                   shard_of_row=np.zeros(len(raw), np.int64), rows=index)
+    return _checked_data(table, label, task, spec, seed, batch_size,
+                         val_fraction, test_fraction, min_count, max_tokens)
+
+
+def _refuse_lists(frame):
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        lists = column.map(lambda v: isinstance(v, (list, tuple, np.ndarray,
+                                                    set, dict)))
+        if lists.any():
+            i = int(np.argmax(lists.to_numpy()))
+            raise ValueError(
+                f"frame index {_label(frame.index[i])}, column '{name}' "
+                f"holds a list ({column.iloc[i]!r}); a column holds one "
+                "value per row. Keep one value (e.g. the first tag), or "
+                "drop the column."
+            )
+
+
+def _label(value):
+    # How a user would write the index label: 7, '2024-01-02', 'a'.
+    return repr(value) if isinstance(value, str) else str(value)

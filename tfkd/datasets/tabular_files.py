@@ -93,7 +93,7 @@ def check_columns(path, columns, label, wanted):
 
 
 def read_chunks(path, fmt, label, wanted, chunk_rows=None):
-    """Yields the shard's rows as numbers, `chunk_rows` at a time.
+    """Yields the shard's rows, `chunk_rows` at a time.
 
     Args:
         path: str. One shard.
@@ -104,28 +104,65 @@ def read_chunks(path, fmt, label, wanted, chunk_rows=None):
             shard as one chunk.
 
     Yields:
-        `(frame, rows, integer)`: a DataFrame of int64 / float64 columns,
-        each row's number in its file, and `{column: holds integers}`.
+        `(frame, rows, kinds)`: a DataFrame, each row's number in its
+        file, and `{column: kind}`. A column of kind `"integer"` holds
+        int64, `"float"` float64 (every cell a number), `"text"` objects:
+        cells that are not all numbers, or have gaps (str, int or None).
         At least one chunk (empty for a shard without data rows).
 
     Raises:
-        ValueError: naming the file, row and column of a cell that is not
-            a number, or the missing columns.
+        ValueError: naming the file, row and column of a label cell that
+            is not a number, or the missing columns.
     """
     read = _csv_chunks if fmt == "csv" else _parquet_chunks
-    parse = _parse_csv_column if fmt == "csv" else _parse_parquet_column
     for raw, rows in read(path, chunk_rows):
         check_columns(path, list(raw.columns), label, wanted)
         if wanted is not None:
             raw = raw[wanted]
-        columns, integer = {}, {}
-        for name in raw.columns:
-            columns[name], integer[name] = parse(
-                raw[name],
-                lambda i, rows=rows: f"{path} {ROW_WORD[fmt]} {rows[i]}",
-                name,
-            )
-        yield pd.DataFrame(columns), rows, integer
+        yield parse_frame(
+            raw, lambda i, rows=rows: f"{path} {ROW_WORD[fmt]} {rows[i]}",
+            label, text_cells=fmt == "csv",
+        ) + (rows,)
+
+
+def parse_frame(raw, where, label, text_cells):
+    """Returns `(frame, kinds)`: each column as numbers or as text.
+
+    Args:
+        raw: pandas DataFrame as read.
+        where: callable. Row `i` -> `"path row N"`.
+        label: str. This column must be numbers.
+        text_cells: bool. Whether every cell is a str to parse (CSV).
+    """
+    parse = _parse_text_column if text_cells else _parse_typed_column
+    columns, kinds = {}, {}
+    for name in raw.columns:
+        columns[name], kinds[name] = parse(raw[name])
+        if name == label and kinds[name] == "text":
+            _refuse_label(raw[name], where, name)
+    frame = pd.DataFrame(columns)
+    return frame, kinds
+
+
+def _refuse_label(column, where, name):
+    cells = column.map(lambda v: "" if v is None or v is pd.NA
+                       else str(v).strip())
+    numbers = pd.to_numeric(cells, errors="coerce")
+    bad = (numbers.isna() & (cells.str.lower() != "nan")).to_numpy()
+    i = int(np.argmax(bad))
+    cell = cells.iloc[i]
+    if bad.all() and cell:
+        raise ValueError(
+            f"Column '{name}' (the label) holds text ({where(i)}: "
+            f"{cell!r}); the label must be a number: 0/1 for ctr, the "
+            "rating for --task rating."
+        )
+    problem = "is empty" if cell == "" else f"is not a number: {cell!r}"
+    raise ValueError(
+        f"{where(i)}, column '{name}' (the label) {problem}"
+        f"{more_rows(bad)}: every row needs a label; drop or fill those "
+        "rows."
+    )
 
 
 def _csv_chunks(path, chunk_rows):
@@ -221,41 +258,30 @@ def shard_columns(path, fmt):
         raise ValueError(f"{path} is empty: expected a header row") from e
 
 
-def _parse_csv_column(text, where, name):
+def _parse_text_column(text):
     stripped = text.str.strip()
     values = pd.to_numeric(stripped, errors="coerce")
     # "nan" parses (to NaN) and is reported with the other NaN checks.
-    bad = (values.isna() & (stripped.str.lower() != "nan")).to_numpy()
+    bad = values.isna() & (stripped.str.lower() != "nan")
     if bad.any():
-        i = int(np.argmax(bad))
-        cell = stripped.iloc[i]
-        if bad.all() and cell:
-            raise ValueError(_text_column_message(name, where(i), cell))
-        problem = "is empty" if cell == "" else f"is not a number: {cell!r}"
-        raise ValueError(
-            f"{where(i)}, column '{name}' {problem}{more_rows(bad)}"
-        )
-    return values.to_numpy(), values.dtype.kind in "iu"
+        # Text ids, or numbers with gaps: `RowChecks` tells them apart.
+        return stripped.to_numpy(object), "text"
+    kind = "integer" if values.dtype.kind in "iu" else "float"
+    return values.to_numpy(), kind
 
 
-def _parse_parquet_column(column, where, name):
-    if not (pd.api.types.is_numeric_dtype(column)
-            or pd.api.types.is_bool_dtype(column)):
-        value = column.iloc[0] if len(column) else column.dtype
-        raise ValueError(_text_column_message(name, where(0), value))
-    missing = column.isna().to_numpy()
-    if missing.any():
-        i = int(np.argmax(missing))
-        raise ValueError(
-            f"{where(i)}, column '{name}' is empty (null){more_rows(missing)}"
-        )
-    integer = not pd.api.types.is_float_dtype(column)
-    return column.to_numpy("int64" if integer else "float64"), integer
-
-
-def _text_column_message(name, where, value):
-    return (
-        f"Column '{name}' holds text ({where}: {value!r}); tfkd reads "
-        "integer ids and numbers. Encode it as integer ids from 1, drop "
-        "it from the files, or pass a spec that leaves it out."
-    )
+def _parse_typed_column(column):
+    numeric = (pd.api.types.is_numeric_dtype(column)
+               or pd.api.types.is_bool_dtype(column))
+    # A null in a nullable column is a gap; NaN in a float64 column is a
+    # number, refused by the finite rule as in CSV.
+    gaps = (numeric and pd.api.types.is_extension_array_dtype(column.dtype)
+            and bool(column.isna().any()))
+    if not numeric or gaps:
+        return np.array(
+            [None if v is None or v is pd.NA else v for v in column],
+            object,
+        ), "text"
+    if pd.api.types.is_float_dtype(column):
+        return column.to_numpy("float64", na_value=np.nan), "float"
+    return column.to_numpy("int64"), "integer"

@@ -27,6 +27,9 @@ class ExportReport:
             app runs it: tensors sized once, then set and `invoke` only
             (`LiteRTRunner.fixed_shape`). Both in microseconds, one
             thread, on this machine.
+        lookup_invoke_us_p50: float or None. The same request from the
+            app's raw values: the vocabulary lookups (`export.raw_ids`),
+            then the invoke. None when no input has a vocabulary.
         sidecar_path: str. The JSON sidecar written beside the model.
         output_kind: str. `"logit"`, `"probability"` or `"rating"`: what
             the output is, as recorded in the sidecar.
@@ -58,6 +61,7 @@ class ExportReport:
     unknown_ids: dict | None = None
     invoke_us_p50: float | None = None
     min_runtime: str | None = None
+    lookup_invoke_us_p50: float | None = None
 
     def to_dict(self):
         """Returns the report as a JSON-serializable dict."""

@@ -97,6 +97,33 @@ def map_unknown_ids(model):
     }
 
 
+def embedding_sizes(model):
+    """`{input name: smallest input_dim}` of the Embeddings fed an input.
+
+    Args:
+        model: `keras.Model`.
+
+    Returns:
+        dict; inputs no plain Embedding reads directly are left out.
+
+    Example:
+
+    ```python
+    embedding_sizes(model)   # {"user": 1001, "track": 301}
+    ```
+    """
+    functional = _as_functional(model)
+    if functional is None:
+        return {}
+    names = _input_names_by_tensor(functional)
+    sizes = {}
+    _collect_lookup_sizes(
+        functional, {id(t): names[id(t)] for t in _flat_inputs(functional)},
+        sizes,
+    )
+    return {name: min(found) for name, found in sizes.items()}
+
+
 def lookup_input_names(model):
     """Integer inputs from which an embedding lookup can be reached.
 

@@ -102,7 +102,7 @@ class LiteRTRunner:
             )
         return prepared
 
-    def fixed_shape(self, features):
+    def fixed_shape(self, features, fill=None):
         """A call with tensors sized once, as an app runs the model.
 
         An app allocates its input tensors once for the batch it sends
@@ -114,6 +114,10 @@ class LiteRTRunner:
 
         Args:
             features: dict. One batch, as for `__call__`.
+            fill: callable or None. Called with the dict of input arrays
+                before each call, to write a request's values into them
+                in place (e.g. ids looked up from an app's raw values).
+                Defaults to `None`.
 
         Returns:
             A function of no arguments that sets the inputs, invokes and
@@ -144,6 +148,8 @@ class LiteRTRunner:
                    self.output_details.items()}
 
         def call():
+            if fill is not None:
+                fill(prepared)
             for index, array in feeds:
                 interpreter.set_tensor(index, array)
             interpreter.invoke()
@@ -162,7 +168,7 @@ class LiteRTRunner:
         Returns:
             float.
         """
-        return _median_us(self.fixed_shape(features), runs)
+        return median_us(self.fixed_shape(features), runs)
 
     def latency_us_p50(self, features, runs):
         """Median microseconds of one `__call__` on `features`.
@@ -175,7 +181,7 @@ class LiteRTRunner:
             float.
         """
         prepared = self.prepare(features)
-        return _median_us(lambda: self(prepared), runs)
+        return median_us(lambda: self(prepared), runs)
 
     def __call__(self, features):
         """Runs the signature on one batch.
@@ -189,7 +195,9 @@ class LiteRTRunner:
         return self._runner(**self.prepare(features))
 
 
-def _median_us(call, runs):
+def median_us(call, runs):
+    """Median microseconds of `call()` over `runs` timed calls, after
+    `LATENCY_WARMUP_RUNS` untimed ones."""
     for _ in range(LATENCY_WARMUP_RUNS):
         call()
     timings = np.empty(runs, dtype=np.float64)

@@ -17,6 +17,7 @@ from tfkd.export import atomic_write
 from tfkd.export import export_options
 from tfkd.export import id_mapping
 from tfkd.export import litert_checks
+from tfkd.export import raw_ids
 from tfkd.export import runtime_target
 from tfkd.export.converter_utils import convert_keras_model
 from tfkd.export.export_report import ExportReport
@@ -338,6 +339,7 @@ def write_checked(reference, path, model_bytes, batches, options,
         metric_after=measured["metric_after"],
         latency_us_p50=measured["latency_us_p50"],
         invoke_us_p50=measured["invoke_us_p50"],
+        lookup_invoke_us_p50=measured["lookup_invoke_us_p50"],
         sidecar_path=side_path,
         output_kind=options["output_kind"],
         unknown_ids=options["unknown_ids"],
@@ -379,4 +381,7 @@ def _verify(runner, model, batches, options):
     first = {name: batches[0][0][name][:1] for name in runner.input_names}
     result["latency_us_p50"] = runner.latency_us_p50(first, latency_runs)
     result["invoke_us_p50"] = runner.invoke_us_p50(first, latency_runs)
+    result["lookup_invoke_us_p50"] = raw_ids.lookup_invoke_us_p50(
+        runner, first, options["feature_spec"], latency_runs
+    )
     return result

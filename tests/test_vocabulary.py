@@ -1,0 +1,318 @@
+"""Raw ids as they come: text, ids from 0, negative and sparse 64-bit ids,
+empty cells; vocabularies built from the training rows, a DataFrame source,
+labels that cannot be measured."""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tfkd import datasets  # noqa: E402
+from tfkd.datasets import splits  # noqa: E402
+from tfkd.datasets import vocabulary  # noqa: E402
+
+NUM_ROWS = 600
+
+
+def warehouse_frame(num_rows=NUM_ROWS, seed=0):
+    """A log as a warehouse exports it: text user ids, an hour from 0,
+    negative and 64-bit item ids, a zip code with leading zeros, a price."""
+    rng = np.random.default_rng(seed)
+    # Popular users first: u00000 is the most frequent.
+    user = np.minimum(rng.geometric(0.08, num_rows) - 1, 59)
+    return pd.DataFrame({
+        "user": [f"u{u:05d}" for u in user],
+        "hour": rng.integers(0, 24, num_rows),
+        "offset": rng.integers(-3, 3, num_rows),
+        "item": rng.choice([7, 2**40 + 1, 10**18 - 1, 5 * 10**17], num_rows),
+        "hash": rng.choice([2**62 + 3, 2**63 - 1], num_rows),
+        "zip": [f"{z:05d}" for z in rng.integers(0, 40, num_rows)],
+        "price": np.round(rng.gamma(2.0, 5.0, num_rows), 2),
+        "clicked": rng.integers(0, 2, num_rows),
+    })
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    frame = warehouse_frame()
+    frame.loc[[3, 10], "user"] = ""  # empty cells
+    path = tmp_path_factory.mktemp("warehouse") / "log.csv"
+    frame.to_csv(path, index=False)
+    return {"frame": frame, "path": str(path),
+            "data": datasets.from_files(path, label="clicked")}
+
+
+def train_rows(frame, seed=42):
+    return frame[splits.random_codes(len(frame), seed=seed) == 0]
+
+
+class TestCanonical:
+    @pytest.mark.parametrize("value, key", [
+        (" 007 ", 7), ("+7", 7), (7, 7), (np.int64(7), 7), (7.0, 7),
+        ("-0", 0), ("u42", "u42"), (" u42 ", "u42"), (b"u42", "u42"),
+        ("3.5", "3.5"), (3.5, "3.5"), (True, 1),
+        ("", None), ("   ", None), (None, None), (float("nan"), None),
+        (10**18 - 1, 10**18 - 1), (10**18, "1000000000000000000"),
+        ("0001000000000000000000", "1000000000000000000"),
+    ])
+    def test_keys(self, value, key):
+        assert vocabulary.canonical(value) == key
+
+    def test_lookup_maps_unknown_and_missing_to_0(self):
+        ids = vocabulary.lookup(["u2", "u9", None, "", " u1"], ("u1", "u2"))
+        np.testing.assert_array_equal(ids, [2, 0, 0, 0, 1])
+        assert ids.dtype == np.int32
+        # Text vocabularies hold whole numbers as text: 7 matches "007".
+        np.testing.assert_array_equal(
+            vocabulary.lookup([7, "007", "x"], ("7", "x")), [1, 1, 2]
+        )
+        np.testing.assert_array_equal(
+            vocabulary.lookup(["7", 8, "x"], (8, 7)), [2, 1, 0]
+        )
+
+    @given(st.lists(st.sampled_from(["a", "b", "c", "7", "007", ""]),
+                    min_size=1, max_size=60),
+           st.integers(1, 7))
+    def test_vocabulary_does_not_depend_on_chunks(self, cells, chunk):
+        whole = vocabulary.ValueCounts()
+        whole.add(np.array(cells, object))
+        chunked = vocabulary.ValueCounts()
+        for start in range(0, len(cells), chunk):
+            chunked.add(np.array(cells[start:start + chunk], object))
+        assert chunked.vocabulary() == whole.vocabulary()
+        counts = {}
+        text = any(isinstance(k, str) for k in whole.keys())
+        for key, count in whole.keys().items():
+            key = str(key) if text else key
+            counts[key] = counts.get(key, 0) + count
+        # Most frequent first, ties in value order.
+        order = [(-counts[k], k) for k in whole.vocabulary()]
+        assert order == sorted(order)
+
+
+class TestInferredVocabularies:
+    def test_each_kind_of_raw_id_gets_a_vocabulary(self, warehouse):
+        spec = warehouse["data"].spec
+        for name in ("user", "hour", "offset", "item", "hash", "zip"):
+            assert spec[name].vocabulary is not None, name
+            assert spec[name].vocabulary_size == len(spec[name].vocabulary) + 1
+        assert spec["price"].is_numeric
+        assert isinstance(spec["user"].vocabulary[0], str)
+        # Whole numbers stay numbers: hours, negative offsets, 64-bit ids,
+        # zip codes with their leading zeros read as the number.
+        assert sorted(spec["hour"].vocabulary) == list(range(24))
+        assert sorted(spec["offset"].vocabulary) == [-3, -2, -1, 0, 1, 2]
+        assert set(spec["item"].vocabulary) == {7, 2**40 + 1, 10**18 - 1,
+                                                5 * 10**17}
+        # 19 digits and more: text, as an app holding an id in 64 bits
+        # could not tell them from numbers past int64.
+        assert set(spec["hash"].vocabulary) == {str(2**62 + 3),
+                                                str(2**63 - 1)}
+        assert 0 in spec["zip"].vocabulary or 1 in spec["zip"].vocabulary
+
+    def test_most_frequent_training_value_is_id_1(self, warehouse):
+        frame, spec = warehouse["frame"], warehouse["data"].spec
+        counts = train_rows(frame)["user"].replace("", np.nan).value_counts()
+        assert spec["user"].vocabulary[0] == counts.index[0]
+        assert set(spec["user"].vocabulary) == set(counts.index)
+
+    def test_encoded_ids_are_the_lookup_and_empty_cells_unknown(
+            self, warehouse):
+        frame, data = warehouse["frame"], warehouse["data"]
+        encoded = pd.concat([data.frames[n] for n in ("train", "val",
+                                                      "test")])
+        order = np.random.default_rng(42).permutation(len(frame))
+        raw = frame.iloc[order]
+        for name in ("user", "hour", "offset", "item", "hash", "zip"):
+            expected = vocabulary.lookup(raw[name].to_numpy(),
+                                         data.spec[name].vocabulary)
+            np.testing.assert_array_equal(encoded[name].to_numpy(), expected)
+        assert encoded["user"].dtype == np.int32
+        # The two empty cells are unknown, wherever they landed.
+        assert (encoded["user"].to_numpy()[np.isin(order, [3, 10])] == 0).all()
+
+    def test_value_only_in_test_rows_is_unknown(self, tmp_path):
+        frame = warehouse_frame()
+        test = np.flatnonzero(splits.random_codes(len(frame)) == 2)[0]
+        frame.loc[test, "user"] = "only-in-test"
+        frame.to_csv(tmp_path / "x.csv", index=False)
+        data = datasets.from_files(tmp_path / "x.csv", label="clicked")
+        assert "only-in-test" not in data.spec["user"].vocabulary
+
+    def test_min_count_and_max_tokens(self, warehouse):
+        path = warehouse["path"]
+        full = warehouse["data"].spec["user"].vocabulary
+        capped = datasets.from_files(path, label="clicked", max_tokens=5)
+        assert capped.spec["user"].vocabulary == full[:5]
+        assert capped.spec["hour"].vocabulary_size == 6
+        counts = train_rows(warehouse["frame"])["user"].value_counts()
+        common = datasets.from_files(path, label="clicked", min_count=10)
+        assert set(common.spec["user"].vocabulary) == set(
+            counts[counts >= 10].index) - {""}
+        # Rare users read as unknown, so the model trains row 0.
+        assert (common.frames["train"]["user"] == 0).sum() >= (
+            counts[counts < 10].sum())
+        with pytest.raises(ValueError, match="`min_count` must be >= 1"):
+            datasets.from_files(path, label="clicked", min_count=0)
+        with pytest.raises(TypeError, match="`max_tokens` must be an int"):
+            datasets.from_files(path, label="clicked", max_tokens=2.5)
+
+    def test_ids_from_1_keep_their_values(self, tmp_path):
+        frame = warehouse_frame()[["price", "clicked"]].assign(
+            user=np.arange(NUM_ROWS) % 50 + 1)
+        frame.to_csv(tmp_path / "x.csv", index=False)
+        data = datasets.from_files(tmp_path / "x.csv", label="clicked")
+        assert data.spec["user"].vocabulary is None
+        assert data.spec["user"].vocabulary_size == 51
+        assert sorted(data.frames["train"]["user"].unique()) == list(
+            range(1, 51))
+
+    def test_spec_round_trips_and_maps_new_values_to_unknown(
+            self, warehouse, tmp_path):
+        spec = warehouse["data"].spec
+        written = json.loads(json.dumps(spec.to_dict()))
+        again = datasets.FeatureSpec.from_dict(written)
+        assert again == spec
+        other = warehouse_frame(seed=1)
+        other.loc[0, "user"] = "u-new"
+        other.to_csv(tmp_path / "other.csv", index=False)
+        data = datasets.from_files(tmp_path / "other.csv", spec=again)
+        assert data.spec is again
+        encoded = pd.concat(data.frames.values())
+        assert encoded["user"].max() < spec["user"].vocabulary_size
+        order = np.random.default_rng(42).permutation(len(other))
+        assert encoded["user"].to_numpy()[np.flatnonzero(order == 0)[0]] == 0
+
+    def test_text_in_a_numeric_column_is_still_refused(self, tmp_path):
+        frame = warehouse_frame().astype({"price": object})
+        frame.loc[5, "price"] = "n/a"
+        frame.to_csv(tmp_path / "x.csv", index=False)
+        with pytest.raises(ValueError, match="x.csv row 7, column 'price' is "
+                           "not a number: 'n/a': a numeric column needs a "
+                           "number in every row"):
+            datasets.from_files(tmp_path / "x.csv", label="clicked")
+
+
+class TestFromFrame:
+    def test_same_data_as_the_csv(self, warehouse):
+        frame = warehouse["frame"].copy()
+        frame["user"] = frame["user"].replace("", None)
+        data = datasets.from_frame(frame, label="clicked")
+        assert data.spec == warehouse["data"].spec
+        for name in ("train", "val", "test"):
+            pd.testing.assert_frame_equal(data.frames[name],
+                                          warehouse["data"].frames[name])
+
+    def test_nullable_integers_and_a_given_spec(self, warehouse):
+        frame = warehouse["frame"][["hour", "clicked"]].astype(
+            {"hour": "Int64"})
+        frame.loc[4, "hour"] = pd.NA
+        data = datasets.from_frame(frame, label="clicked")
+        assert sorted(data.spec["hour"].vocabulary) == list(range(24))
+        spec = warehouse["data"].spec
+        again = datasets.from_frame(warehouse["frame"].assign(user="u-new"),
+                                    spec=spec)
+        assert (pd.concat(again.frames.values())["user"] == 0).all()
+
+    @pytest.mark.parametrize("frame, error, match", [
+        ([1, 2], TypeError, "must be a pandas DataFrame"),
+        (pd.DataFrame({"a": [[1, 2], [3]] * 5, "clicked": [0, 1] * 5}),
+         ValueError, "frame index 0, column 'a' holds a list"),
+        (pd.DataFrame({0: [1, 2] * 5, "clicked": [0, 1] * 5}), TypeError,
+         "column name must be a str"),
+        (pd.DataFrame({"a": [1] * 10, "clicked": ["yes", "no"] * 5}),
+         ValueError, "Column 'clicked' \\(the label\\) holds text "
+         "\\(frame index 0: 'yes'\\)"),
+        (pd.DataFrame({"a": [1], "b": [2]}), ValueError,
+         "The frame has no label column 'clicked'. Its columns: a, b"),
+    ], ids=["not_a_frame", "list_cells", "int_column_name", "text_label",
+            "no_label"])
+    def test_refused_with_the_fix(self, frame, error, match):
+        with pytest.raises(error, match=match):
+            datasets.from_frame(frame, label="clicked")
+
+
+class TestLabelsThatMeasureNothing:
+    @pytest.mark.parametrize("labels, task, match", [
+        ([1] * 40, "ctr", "column 'clicked' \\(the label\\) is 1 on all 40 "
+         "rows: a model learns nothing from it"),
+        ([4.0] * 40, "rating", "is 4 on all 40 rows"),
+        ([1, 1] + [0] * 38, "ctr", "has 2 positives and 38 negatives: AUC "
+         "needs positives and negatives in val and test, so at least 3"),
+        ([0, 0] + [1] * 38, "ctr", "has 38 positives and 2 negatives"),
+    ], ids=["single_click_value", "single_rating", "two_positives",
+            "two_negatives"])
+    def test_refused_before_training(self, tmp_path, labels, task, match):
+        frame = pd.DataFrame({"user": np.arange(40) % 7 + 1,
+                              "clicked": labels})
+        frame.to_csv(tmp_path / "x.csv", index=False)
+        for load in (datasets.from_files, datasets.stream_files):
+            with pytest.raises(ValueError, match=match):
+                load(tmp_path / "x.csv", label="clicked", task=task)
+
+
+def encoded_rows(data):
+    """Every split's encoded rows, sorted, as one frame."""
+    parts = []
+    for split in (data.train, data.val, data.test):
+        for features, label in split:
+            part = {k: v.numpy() for k, v in features.items()}
+            part["label"] = label.numpy()
+            parts.append(pd.DataFrame(part))
+    frame = pd.concat(parts)
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def warehouse_shards(tmp_path_factory):
+    frame = warehouse_frame(900)
+    frame.loc[[3, 400], "user"] = ""
+    folders = {}
+    for fmt in ("csv", "parquet"):
+        folder = tmp_path_factory.mktemp(fmt)
+        for k in range(3):
+            part = frame.iloc[k * 300:(k + 1) * 300]
+            if fmt == "csv":
+                part.to_csv(folder / f"part-{k}.csv", index=False)
+            else:
+                part.assign(user=part["user"].replace("", None)).to_parquet(
+                    folder / f"part-{k}.parquet", index=False)
+        folders[fmt] = str(folder)
+    return folders
+
+
+class TestStreamed:
+    def test_csv_and_parquet_infer_one_spec_however_chunked(
+            self, warehouse_shards):
+        specs = [
+            datasets.stream_files(warehouse_shards[fmt], label="clicked",
+                                  chunk_rows=chunk).spec
+            for fmt in ("csv", "parquet") for chunk in (70, 100_000)
+        ]
+        # (The price's moments merge over chunks to the last digit or so.)
+        vocabularies = [[f.vocabulary for f in spec.features]
+                        for spec in specs]
+        assert all(v == vocabularies[0] for v in vocabularies)
+        assert specs[0]["user"].vocabulary[0].startswith("u")
+
+    @pytest.mark.parametrize("fmt", ["csv", "parquet"])
+    def test_streamed_ids_are_from_files_ids(self, warehouse_shards, fmt):
+        # One spec for both: then every row must encode the same way.
+        spec = datasets.from_files(warehouse_shards["csv"],
+                                   label="clicked").spec
+        loaded = datasets.from_files(warehouse_shards[fmt], spec=spec)
+        streamed = datasets.stream_files(warehouse_shards[fmt], spec=spec,
+                                         chunk_rows=70)
+        rows = encoded_rows(streamed)
+        expected = pd.concat(loaded.frames.values()).rename(
+            columns={"clicked": "label"})[list(rows.columns)]
+        expected = expected.sort_values(list(rows.columns)).reset_index(
+            drop=True)
+        pd.testing.assert_frame_equal(rows, expected, check_dtype=False)
+        assert (rows["user"] == 0).sum() == 2  # the empty cells
