@@ -163,10 +163,12 @@ def to_columns(requests):
 
 
 def vocabularies(sidecar):
-    """`{feature: {key: id}}` of the sidecar's features with a vocabulary."""
+    """`{feature: ({key: id}, separator)}` of the sidecar's features with a
+    vocabulary (`separator` None unless a list is sent as one string)."""
     spec = sidecar.get("feature_spec") or {}
     return {
-        f["name"]: {key: i + 1 for i, key in enumerate(f["vocabulary"])}
+        f["name"]: ({key: i + 1 for i, key in enumerate(f["vocabulary"])},
+                    f.get("separator"))
         for f in spec.get("features", [])
         if f.get("vocabulary") is not None
     }
@@ -194,21 +196,30 @@ def _whole(number):
     return number if abs(number) < MAX_WHOLE else str(number)
 
 
-def lookup(values, ids):
-    """Raw values -> ids through one vocabulary: unknown or null -> 0."""
+def lookup(values, ids, separator=None):
+    """Raw values -> ids through one vocabulary: unknown or null -> 0.
+
+    A list feature takes a list of values per request, or with a
+    `separator` one string (`"Action|Comedy"`); blank values are dropped.
+    """
     text_keys = any(isinstance(key, str) for key in ids)
 
     def one(value):
-        if isinstance(value, (list, tuple)):
-            return [one(v) for v in value]
         key = canonical(value)
         if text_keys and key is not None:
             key = str(key)
         return ids.get(key, 0)
 
+    def row(value):
+        if separator is not None and isinstance(value, str):
+            value = value.split(separator)
+        if isinstance(value, (list, tuple)):
+            return [one(v) for v in value if canonical(v) is not None]
+        return one(value)
+
     if not isinstance(values, (list, tuple, np.ndarray)):
         values = [values]
-    return [one(v) for v in values]
+    return [row(v) for v in values]
 
 
 def prepare(columns, inputs, vocabularies=None):
@@ -239,7 +250,7 @@ def prepare(columns, inputs, vocabularies=None):
     vocabularies = vocabularies or {}
     return {
         entry["name"]: _column(
-            lookup(columns[entry["name"]], vocabularies[entry["name"]])
+            lookup(columns[entry["name"]], *vocabularies[entry["name"]])
             if entry["name"] in vocabularies else columns[entry["name"]],
             entry,
         )

@@ -375,8 +375,8 @@ class TestDataErrors:
 
     def test_vocabulary_flags_need_data(self, capsys):
         assert cli.main(["distill", "--max-tokens", "100"]) == 1
-        assert ("--min-count and --max-tokens describe the files given "
-                "with --data") in _one_line_error(capsys)
+        assert ("--min-count, --max-tokens and --list-column describe the "
+                "files given with --data") in _one_line_error(capsys)
 
     @pytest.mark.parametrize("flag", ["--output", "--spec-out"])
     def test_unwritable_path_refused_before_training(self, clicks_csv,

@@ -290,8 +290,8 @@ class TestValidation:
             (datasets.Feature("uid", 200, length=3),), "ctr", "clicked",
             "binary",
         )
-        with pytest.raises(ValueError, match="give every feature of the "
-                           "spec length 1"):
+        with pytest.raises(ValueError, match="give every list feature of "
+                           "the spec a `separator`, or length 1"):
             stream_files(tmp_path / "not-there.csv", spec=spec)
 
 

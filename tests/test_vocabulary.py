@@ -316,3 +316,128 @@ class TestStreamed:
             drop=True)
         pd.testing.assert_frame_equal(rows, expected, check_dtype=False)
         assert (rows["user"] == 0).sum() == 2  # the empty cells
+
+
+GENRES = ("Action", "Comedy", "Drama", "Horror", "Sci-Fi")
+
+
+def movie_log(num_rows=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "user": [f"u{u}" for u in rng.integers(0, 30, num_rows)],
+        "genres": ["|".join(rng.choice(GENRES, rng.integers(0, 4),
+                                       replace=False))
+                   for _ in range(num_rows)],
+        "clicked": rng.integers(0, 2, num_rows),
+    })
+
+
+class TestListColumns:
+    @pytest.fixture(scope="class")
+    def movies(self, tmp_path_factory):
+        folder = tmp_path_factory.mktemp("movies")
+        frame = movie_log()
+        frame.loc[5, "genres"] = " Drama || Comedy "  # spaces, a blank
+        frame.to_csv(folder / "log.csv", index=False)
+        frame.to_parquet(folder.parent / "movies.parquet", index=False)
+        data = datasets.from_files(folder / "log.csv", label="clicked",
+                                   list_columns={"genres": "|"})
+        return {"frame": frame, "folder": str(folder), "data": data,
+                "parquet": str(folder.parent / "movies.parquet")}
+
+    def test_list_feature_with_a_vocabulary(self, movies):
+        feature = movies["data"].spec["genres"]
+        assert feature.is_list and feature.separator == "|"
+        assert feature.length == 3  # the longest list
+        assert sorted(feature.vocabulary) == sorted(GENRES)
+        assert feature.vocabulary_size == len(GENRES) + 1
+
+    def test_ids_are_the_values_looked_up_and_padded(self, movies):
+        frame, data = movies["frame"], movies["data"]
+        vocab = data.spec["genres"].vocabulary
+        order = np.random.default_rng(42).permutation(len(frame))
+        encoded = np.stack(pd.concat(data.frames.values())["genres"])
+        for row, i in zip(encoded, order, strict=True):
+            values = [g.strip() for g in frame["genres"][i].split("|")
+                      if g.strip()]
+            expected = [vocab.index(g) + 1 for g in values]
+            assert row.tolist() == expected + [0] * (3 - len(expected))
+
+    def test_every_source_encodes_the_same(self, movies):
+        data = movies["data"]
+        spec = data.spec
+        as_lists = movies["frame"].assign(genres=[
+            [g for g in cell.split("|")] for cell in movies["frame"]["genres"]
+        ])
+        framed = datasets.from_frame(as_lists, label="clicked",
+                                     list_columns={"genres": "|"})
+        assert framed.spec == spec
+        for name in ("train", "val", "test"):
+            np.testing.assert_array_equal(
+                np.stack(framed.frames[name]["genres"]),
+                np.stack(data.frames[name]["genres"]))
+        loaded = pd.concat(data.frames.values())
+        expected = np.stack(loaded["genres"])
+        for path in (movies["folder"], movies["parquet"]):
+            streamed = datasets.stream_files(path, spec=spec, chunk_rows=70)
+            rows = np.concatenate([x["genres"].numpy() for split in
+                                   (streamed.train, streamed.val,
+                                    streamed.test) for x, _ in split])
+            assert sorted(map(tuple, rows)) == sorted(map(tuple, expected))
+
+    def test_a_model_trains_and_the_app_sends_the_text(self, movies,
+                                                        tmp_path):
+        import importlib.util
+
+        import keras
+
+        from tfkd import export
+        from tfkd import models
+
+        data = movies["data"]
+        student = models.student(data.spec)
+        student.compile("adam",
+                        keras.losses.BinaryCrossentropy(from_logits=True))
+        student.fit(data.train, epochs=1, verbose=0)
+        path = tmp_path / "movies.tflite"
+        export.to_tflite(student, path, feature_spec=data.spec,
+                         validation_data=data.test)
+        spec = importlib.util.spec_from_file_location(
+            "run_tflite", os.path.join(os.path.dirname(__file__), "..",
+                                       "export", "run_tflite.py"))
+        runner = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(runner)
+        scores = runner.score(str(path), [
+            {"user": "u3", "genres": "Comedy|Drama"},
+            {"user": "u3", "genres": ["Drama", "Comedy"]},
+            {"user": "u3", "genres": "Drama|Comedy|Unheard-of"},
+            {"user": "u3", "genres": "Horror"},
+        ])
+        # Pooled: order does not matter, an unknown value is ignored.
+        assert scores[0] == scores[1] == scores[2]
+        assert scores[3] != scores[0]
+
+    def test_refusals(self, movies, tmp_path):
+        path = os.path.join(movies["folder"], "log.csv")
+        with pytest.raises(ValueError, match="has no list column 'tags'. "
+                           "Its columns: user, genres, clicked"):
+            datasets.from_files(path, label="clicked",
+                                list_columns={"tags": ","})
+        with pytest.raises(ValueError, match="separator of list column "
+                           "'genres' must be a non-empty str"):
+            datasets.from_files(path, label="clicked",
+                                list_columns={"genres": ""})
+        spec = movies["data"].spec
+        longer = movies["frame"].copy()
+        longer.loc[0, "genres"] = "Action|Comedy|Drama|Horror"
+        longer.to_csv(tmp_path / "longer.csv", index=False)
+        with pytest.raises(ValueError, match="longer.csv row 2, column "
+                           "'genres' holds 4 values: the spec's list feature "
+                           "'genres' takes at most 3"):
+            datasets.from_files(tmp_path / "longer.csv", spec=spec)
+        with pytest.raises(ValueError, match="`list_columns` and the spec's "
+                           "list features differ"):
+            datasets.from_files(path, spec=spec, list_columns={"genres": ","})
+        # Without the declaration the cell is one text id, as written.
+        plain = datasets.from_files(path, label="clicked")
+        assert plain.spec["genres"].separator is None

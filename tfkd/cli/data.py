@@ -42,15 +42,18 @@ def load_data(args, seed=42, split="random", batch_size=256):
     """
     from tfkd import datasets
 
-    vocabulary = {"min_count": getattr(args, "min_count", 1),
-                  "max_tokens": getattr(args, "max_tokens", None)}
+    lists = getattr(args, "list_column", None)
+    columns = {"min_count": getattr(args, "min_count", 1),
+               "max_tokens": getattr(args, "max_tokens", None),
+               "list_columns": dict(lists) if lists else None}
     if args.data is None:
-        if args.label or args.spec or vocabulary != {"min_count": 1,
-                                                     "max_tokens": None}:
+        if args.label or args.spec or columns != {
+            "min_count": 1, "max_tokens": None, "list_columns": None
+        }:
             raise CommandError(
-                "--label, --spec, --min-count and --max-tokens describe the "
-                "files given with --data; pass --data PATH, or leave them "
-                "out for MovieLens-100K."
+                "--label, --spec, --min-count, --max-tokens and "
+                "--list-column describe the files given with --data; pass "
+                "--data PATH, or leave them out for MovieLens-100K."
             )
         return datasets.movielens_100k(
             task=args.task or "ctr", split=split, seed=seed,
@@ -74,7 +77,7 @@ def load_data(args, seed=42, split="random", batch_size=256):
         )
     return datasets.from_files(
         args.data, label=args.label, spec=spec, task=args.task, seed=seed,
-        batch_size=batch_size, **vocabulary,
+        batch_size=batch_size, **columns,
     )
 
 

@@ -233,6 +233,14 @@ def _add_export(sub):
     exp.set_defaults(run=_export)
 
 
+def _list_column(text):
+    name, equals, separator = text.partition("=")
+    if not (name and equals and separator):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=SEPARATOR (e.g. genres='|'), got {text!r}")
+    return name, separator
+
+
 def _names(text):
     return [name for name in text.split(",") if name]
 
@@ -311,6 +319,10 @@ def _data_arguments(parser):
     parser.add_argument("--max-tokens", type=_at_least(1, int),
                         help="at most this many values per vocabulary "
                         "built for --data (default: all)")
+    parser.add_argument("--list-column", type=_list_column, action="append",
+                        metavar="NAME=SEP", help="a column of --data "
+                        "holding a list per cell, split on SEP (e.g. "
+                        "genres='|'); repeat for more")
     parser.add_argument("--data-dir", help="folder holding ml-100k (default: "
                         "TFKD_DATA_DIR, the cache, the recbole wheel, "
                         "or a download)")

@@ -42,6 +42,12 @@ class Feature:
         vocabulary: tuple or None. Categorical features: the raw values,
             all `str` or all `int`, distinct, most frequent first (as the
             loaders build it). Defaults to `None` (the values are ids).
+        separator: str or None. A list feature read from one text cell
+            per row (`"Action|Comedy"` with `"|"`): the cell is split on
+            it, each value looked up in `vocabulary`, and the ids padded
+            with 0 to `length` (an unknown value is 0 too: ignored like
+            padding by a pooled list). Needs a vocabulary. Defaults to
+            `None`.
 
     Raises:
         TypeError: if `name` is not a string.
@@ -57,6 +63,8 @@ class Feature:
     Feature("genres", vocabulary_size=20, length=6)
     Feature("price", kind="numeric", mean=9.5, std=4.0)
     Feature("track", vocabulary=("song67", "song3"))  # vocabulary_size 3
+    Feature("genres", vocabulary=("Drama", "Comedy"), length=3,
+            separator="|")
     ```
     """
 
@@ -68,6 +76,7 @@ class Feature:
     std: float = 1.0
     # A million values would fill the repr; `vocabulary_size` tells.
     vocabulary: tuple | None = dataclasses.field(default=None, repr=False)
+    separator: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -85,6 +94,16 @@ class Feature:
             return
         if self.vocabulary is not None:
             self._check_vocabulary()
+        if self.separator is not None and (
+            not isinstance(self.separator, str) or not self.separator
+            or self.vocabulary is None
+        ):
+            raise ValueError(
+                f"`separator` of feature '{self.name}' must be a non-empty "
+                "str, on a feature with a vocabulary (the values it "
+                f"splits). Received: separator={self.separator!r}, "
+                f"vocabulary of {_count(self.vocabulary)} values"
+            )
         if self.vocabulary_size is None or int(self.vocabulary_size) < 2:
             raise ValueError(
                 "`vocabulary_size` must be >= 2 (row 0 is unknown). "
@@ -103,7 +122,8 @@ class Feature:
 
     def _check_numeric(self):
         if (self.vocabulary_size is not None or self.length != 1
-                or self.vocabulary is not None):
+                or self.vocabulary is not None
+                or self.separator is not None):
             raise ValueError(
                 f"Numeric feature '{self.name}' is one float: it takes no "
                 "`vocabulary_size` or `vocabulary`, and `length` 1. "
@@ -160,7 +180,7 @@ class Feature:
     @property
     def is_list(self) -> bool:
         """Whether the feature is a padded list of ids."""
-        return self.length > 1
+        return self.length > 1 or self.separator is not None
 
     @property
     def is_numeric(self) -> bool:
@@ -183,6 +203,8 @@ class Feature:
         }
         if self.vocabulary is not None:
             config["vocabulary"] = list(self.vocabulary)
+        if self.separator is not None:
+            config["separator"] = self.separator
         return config
 
 
@@ -301,7 +323,8 @@ class FeatureSpec:
                 raise ValueError(
                     f"Feature {i} of the spec is not one `Feature` takes "
                     "(keys: name, vocabulary_size, length, kind, mean, "
-                    f"std, vocabulary). Received: {_short(entry)} ({e})"
+                    "std, vocabulary, separator). Received: "
+                    f"{_short(entry)} ({e})"
                 ) from e
         return cls(
             features=tuple(features),

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfkd.datasets.vocabulary import MAX_WHOLE
 from tfkd.datasets.vocabulary import WHOLE_NUMBER
 from tfkd.datasets.vocabulary import lookup
+from tfkd.datasets.vocabulary import lookup_lists
 
 INT32_MAX = np.iinfo(np.int32).max
 
@@ -30,6 +31,11 @@ def encode_frame(frame, spec):
     """
     encoded = {}
     for feature in spec.features:
+        if feature.separator is not None:
+            ids = lookup_lists(frame[feature.name].to_numpy(),
+                               feature.vocabulary, feature.length)
+            encoded[feature.name] = list(ids)
+            continue
         if feature.vocabulary is not None:
             encoded[feature.name] = lookup(frame[feature.name].to_numpy(),
                                            feature.vocabulary)
@@ -63,6 +69,11 @@ def encode_block(numbers, texts, spec, tables):
     """
     features, j, k = {}, 0, 0
     for feature in spec.features:
+        if feature.separator is not None:
+            features[feature.name] = _lookup_lists(
+                texts[:, k], feature, tables[feature.name])
+            k += 1
+            continue
         if feature.vocabulary is not None:
             features[feature.name] = _lookup(texts[:, k], feature,
                                              tables[feature.name])
@@ -92,6 +103,17 @@ def vocabulary_tables(spec):
             tf.lookup.KeyValueTensorInitializer(keys, ids), default_value=0
         )
     return tables
+
+
+def _lookup_lists(cells, feature, table):
+    # `vocabulary.split_cell` and `lookup_lists` in tf: split, drop blank
+    # values, look each up, pad with 0 to the feature's length.
+    values = tf.strings.split(cells, feature.separator)
+    values = tf.ragged.boolean_mask(
+        values, tf.strings.strip(values) != "")
+    ids = values.with_flat_values(
+        _lookup(values.flat_values, feature, table))
+    return ids.to_tensor(0, shape=[None, feature.length])
 
 
 def _lookup(cells, feature, table):

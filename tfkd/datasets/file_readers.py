@@ -17,6 +17,7 @@ from tfkd.datasets.row_split import SPLIT_NAMES
 from tfkd.datasets.tabular_files import open_parquet
 from tfkd.datasets.vocabulary import MISSING
 from tfkd.datasets.vocabulary import canonical
+from tfkd.datasets.vocabulary import split_cell
 
 # Rows decoded together: large enough that per-block work is amortised,
 # small enough that a few blocks in flight stay a few MB.
@@ -64,7 +65,8 @@ def split_blocks(shards, layouts, spec, row_split, part, shuffle_seed=None):
     if fmt == "csv":
         read = _csv_reader(len(layouts[0]), len(numbers) + 1)
     else:
-        read = _parquet_reader(names, len(numbers) + 1)
+        read = _parquet_reader(names, len(numbers) + 1, {
+            f.name: f.separator for f in spec.features if f.separator})
     blocks = source.interleave(
         read,
         cycle_length=min(len(shards), CYCLE_LENGTH),
@@ -144,7 +146,7 @@ def _csv_reader(num_columns, num_numbers):
     return read
 
 
-def _parquet_reader(names, num_numbers):
+def _parquet_reader(names, num_numbers, separators):
     signature = (
         tf.TensorSpec((), tf.int64),
         tf.TensorSpec((None, num_numbers), tf.float64),
@@ -158,7 +160,8 @@ def _parquet_reader(names, num_numbers):
         ):
             numbers = [batch.column(n).to_numpy(zero_copy_only=False)
                        .astype(np.float64) for n in names[:num_numbers]]
-            texts = [_canonical_text(batch.column(n).to_pylist())
+            texts = [_canonical_text(batch.column(n).to_pylist(),
+                                     separators.get(n))
                      for n in names[num_numbers:]]
             yield (start, np.stack(numbers, axis=1),
                    np.stack(texts, axis=1) if texts
@@ -176,7 +179,17 @@ def _parquet_reader(names, num_numbers):
     return read
 
 
-def _canonical_text(values):
-    # As `vocabulary.canonical`, written as text for the tf lookup.
-    keys = [canonical(v) for v in values]
-    return np.array(["" if k is MISSING else str(k) for k in keys], object)
+def _canonical_text(values, separator=None):
+    # As `vocabulary.canonical`, written as text for the tf lookup; a list
+    # cell joined on its separator, for tf to split again.
+    if separator is not None:
+        return np.array([
+            separator.join(_text(v) for v in split_cell(cell, separator))
+            for cell in values
+        ], object)
+    return np.array([_text(v) for v in values], object)
+
+
+def _text(value):
+    key = canonical(value)
+    return "" if key is MISSING else str(key)

@@ -8,6 +8,7 @@ stays flat however many rows the files hold.
 
 import numpy as np
 
+from tfkd.datasets.column_settings import ColumnSettings
 from tfkd.datasets.row_checks import RowChecks
 from tfkd.datasets.row_split import SPLIT_NAMES
 from tfkd.datasets.tabular_files import ROW_WORD
@@ -45,7 +46,7 @@ def shard_layouts(shards, label, wanted):
 
 
 def scan_files(source, shards, label, task, spec, row_split, chunk_rows,
-               min_count=1, max_tokens=None):
+               settings=None):
     """Checks every row and counts each split, `chunk_rows` at a time.
 
     Args:
@@ -56,8 +57,8 @@ def scan_files(source, shards, label, task, spec, row_split, chunk_rows,
         spec: `FeatureSpec` or None. None infers one from the rows.
         row_split: `RowSplit`. Places each row in train, val or test.
         chunk_rows: int. Rows read at once.
-        min_count: int. As `from_files`. Defaults to `1`.
-        max_tokens: int or None. As `from_files`. Defaults to `None`.
+        settings: `ColumnSettings` or None. Vocabulary limits and list
+            columns; None: the defaults.
 
     Returns:
         `(spec, rows)`: the spec (given or inferred) and a dict of the
@@ -68,12 +69,15 @@ def scan_files(source, shards, label, task, spec, row_split, chunk_rows,
             the first bad row of the first broken rule.
     """
     wanted = None if spec is None else [*spec.names, label]
-    checks = RowChecks(label, task, min_count, max_tokens)
+    settings = settings or ColumnSettings()
+    checks = RowChecks(label, task, settings.min_count, settings.max_tokens,
+                       settings.separators)
     counts = np.zeros(len(SPLIT_NAMES), np.int64)
     for k, (path, fmt) in enumerate(shards):
         start = 0
         for frame, kinds, rows in read_chunks(path, fmt, label, wanted,
-                                              chunk_rows):
+                                              chunk_rows,
+                                              settings.separators):
             # Every chunk in the first one's column order, as from_files.
             frame = frame[checks.columns or list(frame.columns)]
             positions = np.arange(start, start + len(frame))

@@ -8,17 +8,17 @@ of every categorical one, so both loaders raise the same message and infer
 the same spec (and vocabularies) however the rows were chunked.
 """
 
-import dataclasses
-import math
 
 import numpy as np
-import pandas as pd
 
 from tfkd.datasets.feature_spec import Feature
 from tfkd.datasets.feature_spec import FeatureSpec
-from tfkd.datasets.vocabulary import MISSING
+from tfkd.datasets.row_tallies import CELL_CLASSES
+from tfkd.datasets.row_tallies import Bad
+from tfkd.datasets.row_tallies import Moments
+from tfkd.datasets.row_tallies import and_more
+from tfkd.datasets.row_tallies import classify
 from tfkd.datasets.vocabulary import ValueCounts
-from tfkd.datasets.vocabulary import canonical
 
 LABEL_KIND_BY_TASK = {"ctr": "binary", "rating": "rating"}
 # An integer column with larger values would need a table of that many
@@ -39,96 +39,19 @@ WHOLE_ID_RULE = (
 # Rules of a feature column, in the order they are reported.
 FEATURE_RULES = ("finite", "whole", "at_least_one")
 CATEGORICAL_ONLY = ("whole", "at_least_one")
-# What a cell of a text column is: see `_classify`.
-CELL_CLASSES = ("missing", "whole_number", "number", "text")
-
-
-def more_rows(bad):
-    """`" (and N more rows)"` for a mask with N + 1 bad rows, else `""`."""
-    return _and_more(int(np.count_nonzero(bad)) - 1)
-
-
-def _and_more(extra):
-    return f" (and {extra} more rows)" if extra else ""
 
 
 def check_spec_lists(spec):
-    """Raises if the spec has a list feature (a file column holds one
-    value per row)."""
-    lists = [f.name for f in spec.features if f.is_list]
+    """Raises if the spec has a list feature without a `separator` (a
+    file column then holds one value per row)."""
+    lists = [f.name for f in spec.features
+             if f.is_list and f.separator is None]
     if lists:
         raise ValueError(
-            "A file column holds one value per row: give every feature of "
-            f"the spec length 1. Received: lists {lists}"
+            "A file column holds one value per row, or a list split on a "
+            "separator: give every list feature of the spec a "
+            f"`separator`, or length 1. Received: lists {lists} without one"
         )
-
-
-def _classify(values):
-    """Each cell's class (an index into `CELL_CLASSES`), per distinct
-    value."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object),
-                                  use_na_sentinel=True)
-    classes = [_cell_class(canonical(u)) for u in uniques] + [0]
-    return np.asarray(classes, np.int8)[codes]
-
-
-def _cell_class(key):
-    if key is MISSING:
-        return 0
-    if isinstance(key, int):
-        return 1
-    try:
-        float(key)
-    except ValueError:
-        return 3
-    return 2
-
-
-@dataclasses.dataclass
-class _Bad:
-    """The first row that breaks a rule, and how many rows do."""
-
-    where: str
-    value: object
-    count: int
-
-
-@dataclasses.dataclass
-class _Moments:
-    """Count, mean and squared deviations (merged as Chan et al.), range."""
-
-    count: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-    low: float = math.inf
-    high: float = -math.inf
-    where_high: str = ""
-
-    def add(self, values, where):
-        # Non-finite values make NaN moments; those rows are refused anyway.
-        with np.errstate(invalid="ignore", over="ignore"):
-            self._merge(values)
-        self.low = min(self.low, float(np.min(values)))
-        # The first row holding the largest value, as np.argmax finds it.
-        if np.max(values) > self.high:
-            i = int(np.argmax(values))
-            self.high, self.where_high = float(values[i]), where(i)
-
-    def _merge(self, values):
-        # One chunk gives exactly np.mean / np.std, as from_files had.
-        mean = np.mean(values)
-        m2 = np.sum((values - mean) ** 2)
-        n, total = len(values), self.count + len(values)
-        delta = mean - self.mean
-        if self.count:
-            mean = self.mean + delta * n / total
-            m2 = self.m2 + m2 + delta**2 * self.count * n / total
-        self.count, self.mean, self.m2 = total, float(mean), float(m2)
-
-    @property
-    def std(self):
-        return float(np.sqrt(self.m2 / self.count))
-
 
 
 class RowChecks:
@@ -141,6 +64,8 @@ class RowChecks:
             often in the training rows. Defaults to `1`.
         max_tokens: int or None. At most this many values per built
             vocabulary (the most frequent). Defaults to `None`.
+        separators: dict or None. `{column: separator}` of list columns.
+            Defaults to `None`.
 
     Example:
 
@@ -152,11 +77,14 @@ class RowChecks:
     ```
     """
 
-    def __init__(self, label, task, min_count=1, max_tokens=None):
+    def __init__(self, label, task, min_count=1, max_tokens=None,
+                 separators=None):
         self.label = label
         self.task = task
         self.min_count = min_count
         self.max_tokens = max_tokens
+        self.separators = separators or {}
+        self._longest = {}
         self.rows = 0
         self.columns = None
         self.kinds = {}
@@ -183,18 +111,31 @@ class RowChecks:
             if not len(frame):
                 continue
             column = frame[name].to_numpy()
+            if kind == "list":
+                self._add_list(name, column, where, train)
+                continue
             if kind != "float" and name != self.label:
                 kept = column if train is None else column[train]
                 self._counts.setdefault(name, ValueCounts()).add(kept)
             if kind == "text":
-                classes = _classify(column)
+                classes = classify(column)
                 for i, rule in enumerate(CELL_CLASSES):
                     self._tally((name, rule), classes == i, column, where)
                 continue
             values = column.astype(np.float64)
             for rule, bad in self._rules(name, values):
                 self._tally((name, rule), bad, values, where)
-            self._moments.setdefault(name, _Moments()).add(values, where)
+            self._moments.setdefault(name, Moments()).add(values, where)
+
+    def _add_list(self, name, cells, where, train):
+        lengths = np.fromiter(map(len, cells), np.int64, len(cells))
+        kept = cells if train is None else cells[train]
+        flat = [v for cell in kept for v in cell]
+        self._counts.setdefault(name, ValueCounts()).add(
+            np.array(flat, object))
+        i = int(np.argmax(lengths))
+        if lengths[i] > self._longest.get(name, (0, ""))[0]:
+            self._longest[name] = (int(lengths[i]), where(i))
 
     def _rules(self, name, values):
         finite = np.isfinite(values)
@@ -215,7 +156,7 @@ class RowChecks:
             self._bad[key].count += count
             return
         i = int(np.argmax(bad))
-        self._bad[key] = _Bad(where(i), values[i], count)
+        self._bad[key] = Bad(where(i), values[i], count)
 
     def spec(self, spec=None):
         """Raises on the first bad row, else returns the spec.
@@ -251,7 +192,7 @@ class RowChecks:
         if bad is not None:
             raise ValueError(
                 f"{bad.where}, {where} is {bad.value}"
-                f"{_and_more(bad.count - 1)}: every row needs a finite "
+                f"{and_more(bad.count - 1)}: every row needs a finite "
                 "label; drop or fill those rows."
             )
         moments = self._moments[self.label]
@@ -264,7 +205,7 @@ class RowChecks:
                         "task='rating' (--task rating), or map them to 0/1.")
             raise ValueError(
                 f"{bad.where}, {where} is {bad.value:g}"
-                f"{_and_more(bad.count - 1)}: {hint}"
+                f"{and_more(bad.count - 1)}: {hint}"
             )
         self._check_label_spread(where, moments)
 
@@ -302,6 +243,11 @@ class RowChecks:
             std = moments.std
             return Feature(name, kind="numeric", mean=moments.mean,
                            std=std if std > 0 else 1.0)
+        if "list" in kinds:
+            feature = self._vocabulary_feature(name)
+            return Feature(name, vocabulary=feature.vocabulary,
+                           length=max(1, self._longest.get(name, (1,))[0]),
+                           separator=self.separators[name])
         if kinds == {"integer"}:
             moments = self._moments[name]
             if moments.low >= 1 and moments.high < MAX_INFERRED_VOCABULARY:
@@ -335,6 +281,15 @@ class RowChecks:
         if feature.is_numeric:
             self._refuse_gaps(name, "a numeric feature of the spec")
             self._refuse(name, ("finite",))
+        elif feature.separator is not None:
+            longest, where = self._longest.get(name, (0, ""))
+            if longest > feature.length:
+                raise ValueError(
+                    f"{where}, column '{name}' holds {longest} values: the "
+                    f"spec's list feature '{name}' takes at most "
+                    f"{feature.length}. Shorten those lists, or write a new "
+                    "spec (and train on it) with --spec-out."
+                )
         elif feature.vocabulary is None:
             self._refuse_text(name)
             self._refuse(name, FEATURE_RULES)
@@ -349,7 +304,7 @@ class RowChecks:
                        "at_least_one": ID_RULE}[rule]
             raise ValueError(
                 f"{bad.where}, column '{name}' holds {float(bad.value):g}"
-                f"{_and_more(bad.count - 1)}: {message}."
+                f"{and_more(bad.count - 1)}: {message}."
             )
 
     def _refuse_gaps(self, name, what):
@@ -363,7 +318,7 @@ class RowChecks:
                        + ("" if bad.value == "" else " (null)"))
             raise ValueError(
                 f"{bad.where}, column '{name}' {problem}"
-                f"{_and_more(bad.count - 1)}: {what} needs a number in "
+                f"{and_more(bad.count - 1)}: {what} needs a number in "
                 "every row; fill or drop those rows."
             )
 
@@ -375,7 +330,7 @@ class RowChecks:
             cell = "empty" if rule == "missing" else repr(bad.value)
             raise ValueError(
                 f"{bad.where}, column '{name}' holds {cell}"
-                f"{_and_more(bad.count - 1)}, but the spec's feature "
+                f"{and_more(bad.count - 1)}, but the spec's feature "
                 f"'{name}' has no vocabulary: its cells must be ids from "
                 "1. Leave the spec out (or write a new one with "
                 "--spec-out) and tfkd builds the column's vocabulary."

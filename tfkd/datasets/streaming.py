@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets import splits
+from tfkd.datasets.column_settings import check_list_columns
+from tfkd.datasets.column_settings import column_settings
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.file_readers import mix_blocks
 from tfkd.datasets.file_readers import split_blocks
@@ -19,7 +21,6 @@ from tfkd.datasets.movielens_data import MovieLensData
 from tfkd.datasets.row_checks import check_spec_lists
 from tfkd.datasets.row_split import SPLIT_NAMES
 from tfkd.datasets.row_split import RowSplit
-from tfkd.datasets.tabular import validate_vocabulary_settings
 from tfkd.datasets.tabular_files import find_shards
 from tfkd.datasets.tabular_files import resolve_label_and_task
 
@@ -84,6 +85,7 @@ def stream_files(
     check: bool = True,
     min_count: int = 1,
     max_tokens: int | None = None,
+    list_columns: dict[str, str] | None = None,
 ) -> StreamedData:
     """Reads CSV or Parquet shards as they train, never holding them whole.
 
@@ -141,6 +143,8 @@ def stream_files(
             `True`.
         min_count: int >= 1. As `from_files`. Defaults to `1`.
         max_tokens: int or None. As `from_files`. Defaults to `None`.
+        list_columns: dict or None. As `from_files` (text cells, split in
+            tf.data by `tf.strings.split`). Defaults to `None`.
 
     Returns:
         `StreamedData` (a `MovieLensData`): `train`, `val`, `test` and
@@ -165,16 +169,17 @@ def stream_files(
     label, task = resolve_label_and_task(label, spec, task)
     _validate(val_fraction, test_fraction, batch_size, shuffle_buffer,
               chunk_rows, check, spec)
-    validate_vocabulary_settings(min_count, max_tokens)
+    settings = column_settings(spec, label, min_count, max_tokens,
+                               list_columns)
     row_split = RowSplit(seed, val_fraction, test_fraction)
     shards = find_shards(path)
     wanted = None if spec is None else [*spec.names, label]
     layouts = shard_layouts(shards, label, wanted)
+    check_list_columns(settings.separators, layouts[0], os.fspath(path))
     rows = None
     if check:
         spec, rows = scan_files(os.fspath(path), shards, label, task, spec,
-                                row_split, chunk_rows, min_count,
-                                max_tokens)
+                                row_split, chunk_rows, settings)
     parts = {}
     for name in SPLIT_NAMES:
         train = name == "train"

@@ -11,8 +11,9 @@ import os
 import numpy as np
 import pandas as pd
 
-from tfkd._internal.arguments import validate_positive_int
 from tfkd.datasets import splits
+from tfkd.datasets.column_settings import check_list_columns
+from tfkd.datasets.column_settings import column_settings
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.file_encoding import encode_frame
 from tfkd.datasets.movielens_data import MovieLensData
@@ -50,6 +51,7 @@ def from_files(
     test_fraction: float = 0.1,
     min_count: int = 1,
     max_tokens: int | None = None,
+    list_columns: dict[str, str] | None = None,
 ) -> MovieLensData:
     """Loads a CSV or Parquet file, or a folder of shards, as datasets.
 
@@ -92,6 +94,11 @@ def from_files(
         max_tokens: int or None. At most this many values per built
             vocabulary, the most frequent. Defaults to `None` (all, up
             to a million: more is refused with this fix).
+        list_columns: dict or None. `{column: separator}` of columns that
+            hold a list per cell (`{"genres": "|"}` for `Action|Comedy`):
+            a list feature with a vocabulary of the values, as long as
+            the longest list, pooled by tfkd's models. A spec's list
+            features carry their separator. Defaults to `None`.
 
     Returns:
         `MovieLensData` with `train`, `val`, `test`, `frames` (encoded
@@ -116,18 +123,22 @@ def from_files(
     """
     label, task = resolve_label_and_task(label, spec, task)
     splits.validate_fractions(val_fraction, test_fraction)
-    validate_vocabulary_settings(min_count, max_tokens)
+    settings = column_settings(spec, label, min_count, max_tokens,
+                               list_columns)
     wanted = None if spec is None else [*spec.names, label]
-    table = _read_all(find_shards(path), label, wanted)
+    table = _read_all(find_shards(path), label, wanted, settings.separators)
+    check_list_columns(settings.separators, list(table.frame.columns),
+                       os.fspath(path))
     if table.frame.empty:
         raise ValueError(f"{os.fspath(path)} holds no data rows.")
     return _checked_data(table, label, task, spec, seed, batch_size,
-                         val_fraction, test_fraction, min_count, max_tokens)
+                         val_fraction, test_fraction, settings)
 
 
 def _checked_data(table, label, task, spec, seed, batch_size, val_fraction,
-                  test_fraction, min_count, max_tokens):
-    checks = RowChecks(label, task, min_count, max_tokens)
+                  test_fraction, settings):
+    checks = RowChecks(label, task, settings.min_count, settings.max_tokens,
+                       settings.separators)
     # The vocabularies come from the training rows only, as a model would
     # be trained: a value seen only in val or test reads as unknown.
     train = splits.random_codes(len(table.frame), val_fraction,
@@ -141,10 +152,12 @@ def _checked_data(table, label, task, spec, seed, batch_size, val_fraction,
                                      pd.DataFrame(), batch_size, seed)
 
 
-def _read_all(shards, label, wanted):
+def _read_all(shards, label, wanted, separators):
     frames, rows, kinds = [], [], {}
     for path, fmt in shards:
-        frame, flags, shard_rows = _read_shard(path, fmt, label, wanted)
+        frame, flags, shard_rows = next(read_chunks(
+            path, fmt, label, wanted, chunk_rows=None, separators=separators
+        ))
         if frames and sorted(frame) != sorted(frames[0]):
             raise ValueError(
                 f"Every shard needs the same columns. {shards[0][0]} has "
@@ -164,25 +177,12 @@ def _read_all(shards, label, wanted):
 
 
 def _merged_kind(first, second):
-    # Shards of one column: text if any is, else float if any is.
-    for kind in ("text", "float"):
+    # Shards of one column: a list column in all (by its separator), else
+    # text if any is, else float if any is.
+    for kind in ("list", "text", "float"):
         if kind in (first, second):
             return kind
     return "integer"
-
-
-def _read_shard(path, fmt, label, wanted):
-    """Returns `(frame, {column: kind}, row numbers)`."""
-    # One chunk: the whole shard.
-    return next(read_chunks(path, fmt, label, wanted, chunk_rows=None))
-
-
-def validate_vocabulary_settings(min_count, max_tokens):
-    """Raises unless `min_count` is an int >= 1 and `max_tokens` one or
-    None."""
-    validate_positive_int("min_count", min_count)
-    if max_tokens is not None:
-        validate_positive_int("max_tokens", max_tokens)
 
 
 def from_frame(
@@ -196,6 +196,7 @@ def from_frame(
     test_fraction: float = 0.1,
     min_count: int = 1,
     max_tokens: int | None = None,
+    list_columns: dict[str, str] | None = None,
 ) -> MovieLensData:
     """Loads a pandas DataFrame as datasets, as `from_files` loads a file.
 
@@ -218,6 +219,8 @@ def from_frame(
         test_fraction: float. Defaults to `0.1`.
         min_count: int >= 1. As `from_files`. Defaults to `1`.
         max_tokens: int or None. As `from_files`. Defaults to `None`.
+        list_columns: dict or None. As `from_files`; a cell may also hold
+            a list. Defaults to `None`.
 
     Returns:
         `MovieLensData`, as `from_files`.
@@ -242,7 +245,8 @@ def from_frame(
         )
     label, task = resolve_label_and_task(label, spec, task)
     splits.validate_fractions(val_fraction, test_fraction)
-    validate_vocabulary_settings(min_count, max_tokens)
+    settings = column_settings(spec, label, min_count, max_tokens,
+                               list_columns)
     named = [c for c in frame.columns if not isinstance(c, str)]
     if named:
         raise TypeError(
@@ -251,19 +255,20 @@ def from_frame(
         )
     wanted = None if spec is None else [*spec.names, label]
     check_columns("The frame", list(frame.columns), label, wanted)
+    check_list_columns(settings.separators, list(frame.columns), "The frame")
     raw = frame if wanted is None else frame[wanted]
     if raw.empty:
         raise ValueError("The frame holds no rows.")
-    _refuse_lists(raw)
+    _refuse_lists(raw.drop(columns=list(settings.separators)))
     index = np.array([_label(v) for v in raw.index], object)
     parsed, kinds = parse_frame(
         raw.reset_index(drop=True), lambda i: f"frame index {index[i]}",
-        label, text_cells=False,
+        label, text_cells=False, separators=settings.separators,
     )
     table = _Table(frame=parsed, kinds=kinds, shards=["frame index"],
                    shard_of_row=np.zeros(len(raw), np.int64), rows=index)
     return _checked_data(table, label, task, spec, seed, batch_size,
-                         val_fraction, test_fraction, min_count, max_tokens)
+                         val_fraction, test_fraction, settings)
 
 
 def _refuse_lists(frame):
@@ -277,9 +282,9 @@ def _refuse_lists(frame):
             i = int(np.argmax(lists.to_numpy()))
             raise ValueError(
                 f"frame index {_label(frame.index[i])}, column '{name}' "
-                f"holds a list ({column.iloc[i]!r}); a column holds one "
-                "value per row. Keep one value (e.g. the first tag), or "
-                "drop the column."
+                f"holds a list ({column.iloc[i]!r}): declare it with "
+                f"list_columns={{'{name}': '|'}} (any separator), keep one "
+                "value per row, or drop the column."
             )
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from tfkd.datasets.feature_spec import FeatureSpec
-from tfkd.datasets.row_checks import more_rows
+from tfkd.datasets.row_tallies import more_rows
+from tfkd.datasets.vocabulary import split_cell
 
 TASKS = ("ctr", "rating")
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
@@ -92,7 +93,7 @@ def check_columns(path, columns, label, wanted):
         )
 
 
-def read_chunks(path, fmt, label, wanted, chunk_rows=None):
+def read_chunks(path, fmt, label, wanted, chunk_rows=None, separators=None):
     """Yields the shard's rows, `chunk_rows` at a time.
 
     Args:
@@ -102,12 +103,14 @@ def read_chunks(path, fmt, label, wanted, chunk_rows=None):
         wanted: list of str or None. The columns to keep; None keeps all.
         chunk_rows: int or None. Rows per chunk; None reads the whole
             shard as one chunk.
+        separators: dict or None. `{column: separator}` of list columns.
 
     Yields:
         `(frame, rows, kinds)`: a DataFrame, each row's number in its
         file, and `{column: kind}`. A column of kind `"integer"` holds
         int64, `"float"` float64 (every cell a number), `"text"` objects:
-        cells that are not all numbers, or have gaps (str, int or None).
+        cells that are not all numbers, or have gaps (str, int or None);
+        `"list"` a list of values per row (a list column).
         At least one chunk (empty for a shard without data rows).
 
     Raises:
@@ -121,22 +124,29 @@ def read_chunks(path, fmt, label, wanted, chunk_rows=None):
             raw = raw[wanted]
         yield parse_frame(
             raw, lambda i, rows=rows: f"{path} {ROW_WORD[fmt]} {rows[i]}",
-            label, text_cells=fmt == "csv",
+            label, text_cells=fmt == "csv", separators=separators,
         ) + (rows,)
 
 
-def parse_frame(raw, where, label, text_cells):
-    """Returns `(frame, kinds)`: each column as numbers or as text.
+def parse_frame(raw, where, label, text_cells, separators=None):
+    """Returns `(frame, kinds)`: each column as numbers, text or lists.
 
     Args:
         raw: pandas DataFrame as read.
         where: callable. Row `i` -> `"path row N"`.
         label: str. This column must be numbers.
         text_cells: bool. Whether every cell is a str to parse (CSV).
+        separators: dict or None. `{column: separator}` of list columns.
     """
     parse = _parse_text_column if text_cells else _parse_typed_column
+    separators = separators or {}
     columns, kinds = {}, {}
     for name in raw.columns:
+        if name in separators:
+            cells = [split_cell(v, separators[name]) for v in raw[name]]
+            columns[name] = pd.Series(cells, dtype=object).to_numpy()
+            kinds[name] = "list"
+            continue
         columns[name], kinds[name] = parse(raw[name])
         if name == label and kinds[name] == "text":
             _refuse_label(raw[name], where, name)

@@ -169,3 +169,53 @@ def lookup(values, vocabulary):
     )
     # Code -1 (a null) reads the trailing 0.
     return table[codes]
+
+
+def split_cell(value, separator):
+    """The values of one list cell: split on `separator`, blanks dropped.
+
+    Args:
+        value: a str (`"Action|Comedy"`), a list-like of values (a
+            DataFrame or Parquet list cell), or a missing cell.
+        separator: str.
+
+    Returns:
+        list of raw values (an empty list for a missing or empty cell).
+
+    Example:
+
+    ```python
+    split_cell("Action| Comedy||", "|")  # ["Action", " Comedy"]
+    ```
+    """
+    if isinstance(value, (list, tuple, np.ndarray)):
+        tokens = list(value)
+    elif canonical(value) is MISSING:
+        return []
+    else:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        tokens = str(value).split(separator)
+    return [t for t in tokens if canonical(t) is not MISSING]
+
+
+def lookup_lists(cells, vocabulary, length):
+    """Ids of list cells, padded with 0: `(len(cells), length)` int32.
+
+    Args:
+        cells: sequence of lists of raw values (`split_cell`).
+        vocabulary: tuple of str or of int.
+        length: int. Values kept per row (the checks refuse longer rows).
+
+    Returns:
+        int32 NumPy array; unknown values and padding are 0.
+    """
+    sizes = np.array([min(len(c), length) for c in cells], np.int64)
+    flat = [v for cell in cells for v in cell[:length]]
+    ids = np.zeros((len(cells), length), np.int32)
+    if flat:
+        rows = np.repeat(np.arange(len(cells)), sizes)
+        columns = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes,
+                                                   sizes)
+        ids[rows, columns] = lookup(np.array(flat, object), vocabulary)
+    return ids

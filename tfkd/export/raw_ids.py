@@ -8,6 +8,8 @@ the file: no hash-table ops, which the TF Lite 2.14 runtime apps pin does
 not register as builtins, and no Flex delegate.
 """
 
+import numpy as np
+
 from tfkd.datasets.vocabulary import MISSING
 from tfkd.datasets.vocabulary import canonical
 from tfkd.export.litert_runner import median_us
@@ -71,10 +73,14 @@ def lookup_invoke_us_p50(runner, request, feature_spec, runs):
     raw = {}
     for name, (ids, _) in tables.items():
         by_id = {i: key for key, i in ids.items()}
-        raw[name] = by_id.get(int(request[name].reshape(-1)[0]))
+        # The raw value behind each id; a list's padding is None (id 0).
+        raw[name] = [by_id.get(int(i)) for i in
+                     np.asarray(request[name]).reshape(-1)]
 
     def fill(arrays):
         for name, (ids, text_keys) in tables.items():
-            arrays[name][0] = lookup_id(raw[name], ids, text_keys)
+            row = arrays[name].reshape(-1)  # a view: batch 1
+            for j, value in enumerate(raw[name]):
+                row[j] = lookup_id(value, ids, text_keys)
 
     return median_us(runner.fixed_shape(request, fill=fill), runs)
