@@ -3,9 +3,11 @@
 A feature with a vocabulary (text ids, ids from 0, sparse 64-bit ids)
 reaches the file as ids: the app maps each raw value through the
 vocabulary the sidecar carries, then invokes. The lookup is a hash map
-per feature (a Python dict here, a `HashMap` in an app), so it is not in
-the file: no hash-table ops, which the TF Lite 2.14 runtime apps pin does
-not register as builtins, and no Flex delegate.
+per feature (a Python dict here, a `HashMap` in an app), not ops in the
+file, so the file keeps the int32 id inputs that int8 calibration and the
+exporter's unknown-id check feed. (LiteRT's builtin HASHTABLE ops could
+hold it: a `tf.lookup.StaticHashTable` converts to CALL_ONCE, HASHTABLE
+and HASHTABLE_FIND without Flex; not done here.)
 """
 
 import numpy as np
