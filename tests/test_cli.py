@@ -399,9 +399,12 @@ class TestDataErrors:
         uid = keras.Input((), dtype="int32", name="uid")
         logit = keras.layers.Dense(1)(keras.layers.Embedding(5, 2)(uid))
         keras.Model({"uid": uid}, logit).save(tmp_path / "small.keras")
+        spec = datasets.from_files(tmp_path / "text.csv", label="clicked")
+        (tmp_path / "spec.json").write_text(json.dumps(spec.spec.to_dict()))
         argv = ["export", str(tmp_path / "small.keras"),
                 str(tmp_path / "small.tflite"), "--data",
-                str(tmp_path / "text.csv"), "--label", "clicked"]
+                str(tmp_path / "text.csv"), "--spec",
+                str(tmp_path / "spec.json")]
         assert cli.main(argv) == 1
         err = _one_line_error(capsys, "export")
         assert "has 5 rows for 'uid', but the data's vocabulary has" in err
@@ -426,6 +429,34 @@ def _run_tflite_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_text_ids_keep_their_vocabulary_from_distill_to_export(
+        teacher_file, tmp_path, capsys):
+    # Text user ids and no --spec-out: distill still keeps the spec, and
+    # export refuses to number the ids again without it.
+    frame = clicks_frame(300).assign(uid=lambda f: "u" + f["uid"].astype(str))
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    student = str(tmp_path / "student.keras")
+    assert cli.main([
+        "distill", "--data", str(tmp_path / "text.csv"), "--label",
+        "clicked", "--teacher", teacher_file, "--epochs", "1", "--output",
+        student, "--quiet",
+    ]) == 0
+    spec_path = tmp_path / "student.spec.json"
+    assert f"Feature spec written to {spec_path}" in capsys.readouterr().out
+    spec = datasets.FeatureSpec.from_dict(json.loads(spec_path.read_text()))
+    assert spec["uid"].vocabulary[0].startswith("u")
+    export = ["export", student, str(tmp_path / "s.tflite"), "--data",
+              str(tmp_path / "text.csv"), "--quantization", "none"]
+    assert cli.main([*export, "--label", "clicked"]) == 1
+    err = _one_line_error(capsys, "export")
+    assert "has columns with a vocabulary (uid): pass --spec" in err
+    assert not (tmp_path / "s.tflite").exists()
+    assert cli.main([*export, "--spec", str(spec_path)]) == 0
+    sidecar = json.loads((tmp_path / "s.json").read_text())
+    assert sidecar["feature_spec"]["features"][0]["vocabulary"] == list(
+        spec["uid"].vocabulary)
 
 
 def test_distill_then_export_int8_on_own_data(clicks_csv, teacher_file,

@@ -122,6 +122,36 @@ def read_spec(path):
         ) from e
 
 
+def default_spec_path(output):
+    """`student.spec.json` beside `student.keras`: where `distill` keeps
+    the vocabularies when `--spec-out` is not given."""
+    stem = output[: -len(".keras")] if output.endswith(".keras") else output
+    return stem + ".spec.json"
+
+
+def needs_spec_file(args, spec):
+    """Whether `distill` must write the spec although `--spec-out` was not
+    given: it built vocabularies, which only the spec keeps."""
+    return args.data is not None and not args.spec and _vocabularies(spec)
+
+
+def refuse_rebuilt_vocabularies(args, spec):
+    """Raises unless a spec numbers the ids of `export --data` as in
+    training: vocabularies rebuilt here may number them otherwise."""
+    names = _vocabularies(spec)
+    if names and not args.spec:
+        raise CommandError(
+            f"--data {args.data} has columns with a vocabulary "
+            f"({', '.join(names)}): pass --spec SPEC.json, the spec tfkd "
+            "distill wrote (--spec-out, or STUDENT.spec.json beside the "
+            "student), so the ids are numbered as in training."
+        )
+
+
+def _vocabularies(spec):
+    return [f.name for f in spec.features if f.vocabulary is not None]
+
+
 def write_spec(spec, path):
     """Writes `spec` as JSON to `path` (`--spec-out`) and says so."""
     atomic_files.write_json(path, spec.to_dict())

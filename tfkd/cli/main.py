@@ -65,13 +65,13 @@ def _distill(args):
     config = _recipe(args, recipes.Recipe())
     # Before any training: an hour of it is not lost to a bad path.
     cli_data.check_writable(args.output, "--output")
-    if args.spec_out:
-        cli_data.check_writable(args.spec_out, "--spec-out")
+    spec_out = args.spec_out or cli_data.default_spec_path(args.output)
+    cli_data.check_writable(spec_out, "--spec-out")
     keras.utils.set_random_seed(config.seed)
     data = cli_data.load_data(args, seed=config.seed, split=config.split,
                               batch_size=config.batch_size)
-    if args.spec_out:
-        cli_data.write_spec(data.spec, args.spec_out)
+    if args.spec_out or cli_data.needs_spec_file(args, data.spec):
+        cli_data.write_spec(data.spec, spec_out)
     task, verbose = data.spec.task, _verbosity(args)
     if args.teacher:
         teacher = cli_data.load_teacher(args.teacher, data.spec)
@@ -119,6 +119,7 @@ def _export(args):
     data = cli_data.load_data(args)
     spec = data.spec
     if args.data is not None:
+        cli_data.refuse_rebuilt_vocabularies(args, spec)
         spec = cli_data.spec_for_model(spec, model, args.model)
     quantization = None if args.quantization == "none" else args.quantization
     try:
