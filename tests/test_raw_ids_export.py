@@ -221,3 +221,19 @@ def test_raw_ids_on_tf_lite_2_14(shop, exported, old_python, tmp_path,  # noqa: 
         step = output_step(path)
         diff = np.abs(np.subtract(old["logits"], today["logits"]))
         assert np.median(diff) <= 1.01 * step
+
+
+def test_spec_comes_with_tfkd_data_when_not_passed(shop, exported, tmp_path):
+    # The notebook call without feature_spec: the loader's spec rides on
+    # data.test, so the sidecar still carries the vocabularies.
+    model, _, _ = exported[("own", None)]
+    path = tmp_path / "plain_call.tflite"
+    export.to_tflite(model, path, validation_data=shop["data"].test)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["feature_spec"] == shop["data"].spec.to_dict()
+    runner = app_runner()
+    np.testing.assert_allclose(runner.score(str(path), raw_requests(shop)),
+                               keras_scores(model, shop), atol=FLOAT_ATOL)
+    streamed = datasets.stream_files(shop["work"] / "log.csv",
+                                     spec=shop["data"].spec)
+    assert datasets.pipelines.spec_of(streamed.val) is shop["data"].spec

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.pipelines import frame_to_dataset
+from tfkd.datasets.pipelines import with_spec
 
 
 @dataclasses.dataclass
@@ -54,13 +55,13 @@ class MovieLensData:
                     ground_truth=None):
         """Builds the datasets from split frames (train shuffled by seed)."""
         datasets = {
-            name: frame_to_dataset(
+            name: with_spec(frame_to_dataset(
                 frame,
                 spec,
                 batch_size=batch_size,
                 shuffle=name == "train",
                 seed=seed,
-            )
+            ), spec)
             for name, frame in frames.items()
         }
         return cls(

@@ -138,3 +138,19 @@ def batched(tensors, batch_size, shuffle=False, seed=None):
         return tf.nest.map_structure(lambda t: tf.gather(t, batch), constants)
 
     return positions.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+# Where tfkd's loaders leave the spec on the datasets they return, so an
+# export fed `data.test` carries the vocabularies without being told.
+SPEC_ATTRIBUTE = "tfkd_feature_spec"
+
+
+def with_spec(dataset, spec):
+    """Returns `dataset`, marked as encoded with `spec` (`spec_of`)."""
+    setattr(dataset, SPEC_ATTRIBUTE, spec)
+    return dataset
+
+
+def spec_of(dataset):
+    """The `FeatureSpec` a tfkd loader encoded `dataset` with, or None."""
+    return getattr(dataset, SPEC_ATTRIBUTE, None)

@@ -18,6 +18,7 @@ from tfkd.datasets.file_readers import split_blocks
 from tfkd.datasets.file_scan import scan_files
 from tfkd.datasets.file_scan import shard_layouts
 from tfkd.datasets.movielens_data import MovieLensData
+from tfkd.datasets.pipelines import with_spec
 from tfkd.datasets.row_checks import check_spec_lists
 from tfkd.datasets.row_split import SPLIT_NAMES
 from tfkd.datasets.row_split import RowSplit
@@ -197,6 +198,8 @@ def stream_files(
         parts[name] = batches.prefetch(tf.data.AUTOTUNE)
     # `_validate` refuses check=False without a spec; the pass infers one.
     assert spec is not None
+    for name in parts:
+        parts[name] = with_spec(parts[name], spec)
     return StreamedData(
         **parts, frames=StreamedFrames(), spec=spec, users=pd.DataFrame(),
         items=pd.DataFrame(), rows=rows, files=tuple(p for p, _ in shards),

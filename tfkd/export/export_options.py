@@ -254,8 +254,17 @@ def resolve_metric(metric, output_kind, validation_data):
     return metric
 
 
-def normalize_feature_spec(feature_spec):
-    """The feature spec as a JSON-ready dict, or None."""
+def normalize_feature_spec(feature_spec, *datasets):
+    """The feature spec as a JSON-ready dict, or None.
+
+    Without one, the spec a tfkd loader left on `datasets` (e.g.
+    `data.test`), so the sidecar carries the vocabularies an app needs.
+    """
+    from tfkd.datasets.pipelines import spec_of
+
+    for dataset in datasets:
+        if feature_spec is None and dataset is not None:
+            feature_spec = spec_of(dataset)
     if feature_spec is None:
         return None
     if callable(getattr(feature_spec, "to_dict", None)):

@@ -115,8 +115,10 @@ def to_tflite(
             `"logit"`.
             Defaults to `None`.
         feature_spec: a dict, an object with `to_dict()`, or None. Names,
-            vocabulary sizes and lengths, copied into the sidecar.
-            Defaults to `None`.
+            vocabulary sizes, lengths and vocabularies, copied into the
+            sidecar (an app maps its raw ids with them). Defaults to
+            `None`: the spec of `validation_data` or
+            `representative_data` when a tfkd loader made them.
         num_calibration_batches: int >= 1. Elements of
             `representative_data` used to calibrate `"int8"`. Defaults to
             `200`.
@@ -237,7 +239,7 @@ def checked_options(model, quantization, representative_data,
             model, options["id_inputs"]
         ),
         "feature_spec": export_options.normalize_feature_spec(
-            options["feature_spec"]
+            options["feature_spec"], validation_data, representative_data
         ),
         "min_runtime": min_runtime,
     }
