@@ -441,3 +441,42 @@ class TestListColumns:
         # Without the declaration the cell is one text id, as written.
         plain = datasets.from_files(path, label="clicked")
         assert plain.spec["genres"].separator is None
+
+
+class TestSpecFiles:
+    def test_large_vocabularies_go_beside_the_spec(self, warehouse,
+                                                   tmp_path):
+        from tfkd.datasets import spec_files
+
+        spec = warehouse["data"].spec
+        path = tmp_path / "spec.json"
+        written = spec_files.save_spec(spec, path, inline_values=45)
+        # user (48 values) gets a file; zip (40) stays inline.
+        assert written == [str(tmp_path / "spec.vocabularies" / "user.jsonl"),
+                           str(path)]
+        config = json.loads(path.read_text())
+        entries = {e["name"]: e for e in config["features"]}
+        assert entries["user"]["vocabulary_file"] == (
+            "spec.vocabularies/user.jsonl")
+        assert "vocabulary" not in entries["user"]
+        assert len(entries["hour"]["vocabulary"]) == 24
+        assert spec_files.load_spec(path) == spec
+        lines = (tmp_path / "spec.vocabularies" / "user.jsonl").read_text()
+        assert lines.splitlines()[0] == json.dumps(spec["user"].vocabulary[0])
+
+    def test_cli_spec_out_and_spec_read_the_files(self, warehouse, tmp_path,
+                                                  monkeypatch, capsys):
+        from tfkd.cli import data as cli_data
+        from tfkd.datasets import spec_files
+
+        monkeypatch.setattr(spec_files, "INLINE_VALUES", 45)
+        path = str(tmp_path / "spec.json")
+        cli_data.write_spec(warehouse["data"].spec, path)
+        printed = capsys.readouterr().out
+        assert ("Feature spec written to " + path + ", 1 vocabularies in "
+                + str(tmp_path / "spec.vocabularies")) in printed
+        assert cli_data.read_spec(path) == warehouse["data"].spec
+        (tmp_path / "spec.vocabularies" / "user.jsonl").unlink()
+        with pytest.raises(cli_data.CommandError, match="is not a feature "
+                           "spec: .*user.jsonl"):
+            cli_data.read_spec(path)

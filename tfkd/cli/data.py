@@ -5,9 +5,7 @@ Every function raises `CommandError` with a message written for the
 command line; `tfkd.cli.main.main` prints it as one line and exits 1.
 """
 
-import json
-
-from tfkd._internal import atomic_files
+import os
 
 
 class CommandError(Exception):
@@ -88,7 +86,6 @@ def check_writable(path, flag):
         path: str. Where a command will write.
         flag: str. The flag or argument that named it, for the message.
     """
-    import os
 
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
@@ -110,11 +107,10 @@ def check_writable(path, flag):
 
 def read_spec(path):
     """Reads a `FeatureSpec` from the JSON file at `path` (`--spec`)."""
-    from tfkd import datasets
+    from tfkd.datasets import spec_files
 
     try:
-        with open(path) as f:
-            return datasets.FeatureSpec.from_dict(json.load(f))
+        return spec_files.load_spec(path)
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise CommandError(
             f"--spec {path} is not a feature spec: {e}. Write one with "
@@ -153,9 +149,17 @@ def _vocabularies(spec):
 
 
 def write_spec(spec, path):
-    """Writes `spec` as JSON to `path` (`--spec-out`) and says so."""
-    atomic_files.write_json(path, spec.to_dict())
-    print(f"Feature spec written to {path} (edit it, then pass --spec)")
+    """Writes `spec` as JSON to `path` (`--spec-out`) and says so; a
+    large vocabulary goes in a file beside it (`spec_files.save_spec`)."""
+    from tfkd.datasets import spec_files
+
+    written = spec_files.save_spec(spec, path)
+    beside = ""
+    if len(written) > 1:
+        beside = (f", {len(written) - 1} vocabularies in "
+                  f"{os.path.dirname(written[0])}")
+    print(f"Feature spec written to {path}{beside} (edit it, then pass "
+          "--spec)")
 
 
 def load_teacher(path, spec):
