@@ -480,3 +480,22 @@ class TestSpecFiles:
         with pytest.raises(cli_data.CommandError, match="is not a feature "
                            "spec: .*user.jsonl"):
             cli_data.read_spec(path)
+
+
+def test_timestamps_and_row_ids_are_not_taken_for_ids(tmp_path):
+    frame = warehouse_frame()[["user", "clicked"]].assign(
+        ts=1_600_000_000 + np.arange(NUM_ROWS) * 7,
+        event=[f"evt-{i}" for i in range(NUM_ROWS)])
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(ValueError, match="Column 'ts' holds 480 distinct "
+                       "values in 480 training rows: almost every row its "
+                       "own id"):
+        datasets.from_files(tmp_path / "x.csv", label="clicked")
+    frame.drop(columns="ts").to_csv(tmp_path / "y.csv", index=False)
+    with pytest.raises(ValueError, match="Column 'event' holds 480 "
+                       "distinct values"):
+        datasets.from_files(tmp_path / "y.csv", label="clicked")
+    # A user seen many times is an id worth a row of its own.
+    frame[["user", "clicked"]].to_csv(tmp_path / "z.csv", index=False)
+    assert datasets.from_files(tmp_path / "z.csv",
+                               label="clicked").spec["user"].vocabulary

@@ -26,6 +26,11 @@ LABEL_KIND_BY_TASK = {"ctr": "binary", "rating": "rating"}
 MAX_INFERRED_VOCABULARY = 1_000_000
 # Fewer rows of a class cannot put one in each of train, val and test.
 MIN_CLASS_ROWS = 3
+# A built vocabulary with a value for this share of its training rows (of
+# at least MIN_ROWS_FOR_UNIQUE_CHECK) is refused: ids of rows, not of
+# things that recur.
+UNIQUE_SHARE = 0.9
+MIN_ROWS_FOR_UNIQUE_CHECK = 50
 ID_RULE = (
     "ids must be >= 1, since tfkd models keep id 0 for unknown ids. Leave "
     "the spec out (or write a new one with --spec-out) and tfkd builds the "
@@ -244,7 +249,7 @@ class RowChecks:
             return Feature(name, kind="numeric", mean=moments.mean,
                            std=std if std > 0 else 1.0)
         if "list" in kinds:
-            feature = self._vocabulary_feature(name)
+            feature = self._vocabulary_feature(name, one_per_row=False)
             return Feature(name, vocabulary=feature.vocabulary,
                            length=max(1, self._longest.get(name, (1,))[0]),
                            separator=self.separators[name])
@@ -255,9 +260,11 @@ class RowChecks:
                 return Feature(name, int(moments.high) + 1)
         return self._vocabulary_feature(name)
 
-    def _vocabulary_feature(self, name):
+    def _vocabulary_feature(self, name, one_per_row=True):
         counts = self._counts.get(name, ValueCounts())
         vocabulary = counts.vocabulary(self.min_count, self.max_tokens)
+        if one_per_row:
+            self._refuse_row_ids(name, len(vocabulary), counts.total())
         if len(vocabulary) >= MAX_INFERRED_VOCABULARY:
             raise ValueError(
                 f"Column '{name}' holds {len(vocabulary):,} distinct values "
@@ -275,6 +282,19 @@ class RowChecks:
                 "column out."
             )
         return Feature(name, vocabulary=vocabulary)
+
+    def _refuse_row_ids(self, name, distinct, cells):
+        # Almost every row its own value: a timestamp or an event id, whose
+        # embedding rows would each train on one example.
+        if cells < MIN_ROWS_FOR_UNIQUE_CHECK or distinct < UNIQUE_SHARE * cells:
+            return
+        raise ValueError(
+            f"Column '{name}' holds {distinct:,} distinct values in "
+            f"{cells:,} training rows: almost every row its own id, which "
+            "an embedding cannot learn (a timestamp, an event or row id?). "
+            "Leave the column out, make it numeric in a spec, or keep "
+            "repeated values only with min_count=2 (--min-count 2)."
+        )
 
     def _check_feature(self, feature):
         name = feature.name

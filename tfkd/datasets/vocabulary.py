@@ -140,6 +140,10 @@ class ValueCounts:
         """How many distinct values the column holds."""
         return len(self.keys())
 
+    def total(self):
+        """How many cells were counted, missing ones left out."""
+        return sum(self.keys().values())
+
 
 def lookup(values, vocabulary):
     """The ids of raw values: `vocabulary[i]` -> `i + 1`, others -> 0.
