@@ -499,3 +499,39 @@ def test_timestamps_and_row_ids_are_not_taken_for_ids(tmp_path):
     frame[["user", "clicked"]].to_csv(tmp_path / "z.csv", index=False)
     assert datasets.from_files(tmp_path / "z.csv",
                                label="clicked").spec["user"].vocabulary
+
+
+def _app_runner():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "run_tflite", os.path.join(os.path.dirname(__file__), "..", "export",
+                                   "run_tflite.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RAW_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**20), 10**20),
+    st.floats(allow_infinity=False),
+    st.text(alphabet=" +-0123456789abc.", max_size=22),
+)
+
+
+@given(st.lists(RAW_VALUES, min_size=1, max_size=20),
+       st.lists(RAW_VALUES, min_size=1, max_size=8))
+def test_the_app_runner_keys_values_as_training_does(values, vocabulary_seed):
+    # export/run_tflite.py keeps its own copy (it imports no tfkd): the
+    # two must give every raw value the same key and id.
+    runner = _app_runner()
+    for value in values:
+        assert runner.canonical(value) == vocabulary.canonical(value)
+    counts = vocabulary.ValueCounts()
+    counts.add(np.array(vocabulary_seed, object))
+    vocab = counts.vocabulary()
+    if not vocab:
+        return
+    ids = {key: i + 1 for i, key in enumerate(vocab)}
+    assert runner.lookup(values, ids) == vocabulary.lookup(
+        np.array(values, object), vocab).tolist()
