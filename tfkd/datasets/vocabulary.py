@@ -91,10 +91,12 @@ class ValueCounts:
 
     def __init__(self):
         self._counts = None
+        self._keys = None  # `keys()`, until the next `add`
 
     def add(self, values):
         """Counts one chunk's cells (an int64 array or an object array)."""
         counts = pd.Series(values).value_counts(sort=False, dropna=True)
+        self._keys = None
         if self._counts is None:
             self._counts = counts
         else:
@@ -103,14 +105,15 @@ class ValueCounts:
     def keys(self):
         """`{canonical key: count}` (cells that differ only in spacing or
         leading zeros merged); missing cells left out."""
-        merged = {}
-        if self._counts is None:
-            return merged
-        for value, count in self._counts.items():
-            key = canonical(value)
-            if key is not MISSING:
-                merged[key] = merged.get(key, 0) + int(count)
-        return merged
+        if self._keys is None:
+            merged = {}
+            for value, count in (() if self._counts is None
+                                 else self._counts.items()):
+                key = canonical(value)
+                if key is not MISSING:
+                    merged[key] = merged.get(key, 0) + int(count)
+            self._keys = merged
+        return dict(self._keys)
 
     def vocabulary(self, min_count=1, max_tokens=None):
         """The vocabulary: values seen `min_count` times or more, most
