@@ -1,9 +1,9 @@
 """Scores requests with a tfkd `.tflite` model, as an app would.
 
-Imports only NumPy, the standard library (argparse, json, hashlib) and
-`ai_edge_litert` (or, where only that is installed, `tflite_runtime`
-2.14, the runtime of the TF Lite 2.14 app libraries): no TensorFlow, no
-tfkd. The input handling mirrors
+Imports only NumPy, the standard library (argparse, json, hashlib),
+`raw_values.py` beside it and `ai_edge_litert` (or, where only that is
+installed, `tflite_runtime` 2.14, the runtime of the TF Lite 2.14 app
+libraries): no TensorFlow, no tfkd. The input handling mirrors
 `tfkd/export/litert_runner.py`; keep the two in step.
 
 Usage:
@@ -16,9 +16,9 @@ python export/run_tflite.py export/student.tflite --requests requests.json
 "genres": [4, 9], ...}, ...]`, or one dict of columns, `{"user_id": [3, 5],
 ...}`. The sidecar beside the model (`student.json`) gives the task, the
 input names, dtypes and shapes and what each output means. A feature with
-a vocabulary in the sidecar (`feature_spec.features[i].vocabulary`) takes
-the raw values the app has (`"u00042"`, an hour from 0): value
-`vocabulary[i]` is id `i + 1`, any other value, or null, id 0 (unknown).
+a vocabulary or hash buckets in the sidecar (`feature_spec.features[i]`)
+takes the raw values the app has (`"u00042"`, an hour from 0), mapped to
+ids as `raw_values.py` says: an unknown value, or null, is id 0.
 The script prints JSON: for a ranking model, logits and probabilities for
 a logit output, probabilities or ratings otherwise; for a retrieval model (the
 requests then hold user features only), `item_ids` and `scores`, the top
@@ -30,12 +30,16 @@ exit status 1; `TFKD_DEBUG=1` shows the traceback instead.
 import argparse
 import hashlib
 import json
-import math
 import os
-import re
 import sys
 
 import numpy as np
+
+# The raw-value rules live beside this file, for an app to port.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from raw_values import canonical  # noqa: E402,F401
+from raw_values import lookup  # noqa: E402
+from raw_values import mappings  # noqa: E402
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -51,10 +55,6 @@ FORMAT_VERSIONS = (1, 2)
 TASKS = ("ranking", "retrieval")
 PADDING_ID = 0
 NUMPY_DTYPES = {"int32": np.int32, "int64": np.int64, "float32": np.float32}
-# As tfkd/datasets/vocabulary.py: whole numbers of up to 18 digits are
-# compared as numbers ("007" is 7), everything else as stripped text.
-WHOLE_NUMBER = re.compile(r"[+-]?\d+")
-MAX_WHOLE = 10**18
 
 
 def sidecar_path(model_path):
@@ -162,77 +162,18 @@ def to_columns(requests):
     return {name: [r[name] for r in requests] for name in names}
 
 
-def vocabularies(sidecar):
-    """`{feature: ({key: id}, separator)}` of the sidecar's features with a
-    vocabulary (`separator` None unless a list is sent as one string)."""
-    spec = sidecar.get("feature_spec") or {}
-    return {
-        f["name"]: ({key: i + 1 for i, key in enumerate(f["vocabulary"])},
-                    f.get("separator"))
-        for f in spec.get("features", [])
-        if f.get("vocabulary") is not None
-    }
-
-
-def canonical(value):
-    """The key a raw value is looked up by (as tfkd's `canonical`)."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, int, np.integer)):
-        return _whole(int(value))
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return None
-        if float(value).is_integer():
-            return _whole(int(value))
-        return repr(float(value))
-    text = str(value).strip()
-    if not text:
-        return None
-    return _whole(int(text)) if WHOLE_NUMBER.fullmatch(text) else text
-
-
-def _whole(number):
-    return number if abs(number) < MAX_WHOLE else str(number)
-
-
-def lookup(values, ids, separator=None):
-    """Raw values -> ids through one vocabulary: unknown or null -> 0.
-
-    A list feature takes a list of values per request, or with a
-    `separator` one string (`"Action|Comedy"`); blank values are dropped.
-    """
-    text_keys = any(isinstance(key, str) for key in ids)
-
-    def one(value):
-        key = canonical(value)
-        if text_keys and key is not None:
-            key = str(key)
-        return ids.get(key, 0)
-
-    def row(value):
-        if separator is not None and isinstance(value, str):
-            value = value.split(separator)
-        if isinstance(value, (list, tuple)):
-            return [one(v) for v in value if canonical(v) is not None]
-        return one(value)
-
-    if not isinstance(values, (list, tuple, np.ndarray)):
-        values = [values]
-    return [row(v) for v in values]
-
-
-def prepare(columns, inputs, vocabularies=None):
+def prepare(columns, inputs, raw=None):
     """Builds int32 arrays, batch first, for the signature's inputs.
 
     Shorter list features (genres) are right-padded with id 0; ids beyond
     int32 are clipped, which keeps them out of range (scored as id 0). A
-    feature with a vocabulary is mapped from raw values first.
+    feature with a vocabulary or hash buckets is mapped from raw values
+    first.
 
     Args:
         columns: dict of feature name to list of values.
         inputs: the sidecar's `inputs` list.
-        vocabularies: dict or None. From `vocabularies(sidecar)`.
+        raw: dict or None. From `raw_values.mappings(sidecar)`.
 
     Returns:
         A dict of input name to NumPy array.
@@ -247,11 +188,11 @@ def prepare(columns, inputs, vocabularies=None):
             f"Expected exactly the features {expected}. "
             f"Received: {sorted(columns)}"
         )
-    vocabularies = vocabularies or {}
+    raw = raw or {}
     return {
         entry["name"]: _column(
-            lookup(columns[entry["name"]], *vocabularies[entry["name"]])
-            if entry["name"] in vocabularies else columns[entry["name"]],
+            lookup(columns[entry["name"]], *raw[entry["name"]])
+            if entry["name"] in raw else columns[entry["name"]],
             entry,
         )
         for entry in inputs
@@ -270,7 +211,8 @@ def _column(values, entry):
         if not np.issubdtype(array.dtype, np.integer):
             raise ValueError(
                 f"Expected integer ids for '{name}' (its sidecar feature "
-                f"has no vocabulary). Received: dtype={array.dtype}"
+                f"has no vocabulary or hash buckets). Received: "
+                f"dtype={array.dtype}"
             )
         limits = np.iinfo(dtype)
         array = np.clip(array, limits.min, limits.max)
@@ -310,7 +252,7 @@ def run(model_path, requests, sidecar=None):
     interpreter = Interpreter(model_path=str(model_path), num_threads=1)
     runner = interpreter.get_signature_runner(sidecar["signature_key"])
     features = prepare(to_columns(requests), sidecar["inputs"],
-                       vocabularies(sidecar))
+                       mappings(sidecar))
     outputs = runner(**features)
     return {
         entry["kind"]: outputs[entry["name"]] for entry in sidecar["outputs"]

@@ -373,10 +373,13 @@ class TestDataErrors:
         assert "takes inputs ['user_id']; the data has no 'user_id'" in err
         assert "Its features: uid, track, hour, price" in err
 
-    def test_vocabulary_flags_need_data(self, capsys):
-        assert cli.main(["distill", "--max-tokens", "100"]) == 1
-        assert ("--min-count, --max-tokens and --list-column describe the "
-                "files given with --data") in _one_line_error(capsys)
+    @pytest.mark.parametrize("flag", [["--max-tokens", "100"],
+                                      ["--hash-column", "uid=64"]])
+    def test_vocabulary_flags_need_data(self, capsys, flag):
+        assert cli.main(["distill", *flag]) == 1
+        assert ("--min-count, --max-tokens, --list-column and --hash-column "
+                "describe the files given with --data") in _one_line_error(
+                    capsys)
 
     @pytest.mark.parametrize("flag", ["--output", "--spec-out"])
     def test_unwritable_path_refused_before_training(self, clicks_csv,
@@ -457,6 +460,37 @@ def test_text_ids_keep_their_vocabulary_from_distill_to_export(
     sidecar = json.loads((tmp_path / "s.json").read_text())
     assert sidecar["feature_spec"]["features"][0]["vocabulary"] == list(
         spec["uid"].vocabulary)
+
+
+def test_hash_column_from_distill_to_the_app(teacher_file, tmp_path,
+                                              capsys):
+    # --hash-column: the spec says how the column was hashed, and export
+    # needs no spec for it (a hash, unlike a vocabulary, is not rebuilt).
+    frame = clicks_frame(300).assign(uid=lambda f: "u" + f["uid"].astype(str))
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    student = str(tmp_path / "student.keras")
+    data = ["--data", str(tmp_path / "h.csv"), "--label", "clicked",
+            "--hash-column", "uid=100"]
+    assert cli.main(["distill", *data, "--teacher", teacher_file,
+                     "--epochs", "1", "--output", student, "--quiet"]) == 0
+    spec = datasets.FeatureSpec.from_dict(json.loads(
+        (tmp_path / "student.spec.json").read_text()))
+    assert (spec["uid"].hash_buckets, spec["uid"].vocabulary_size) == (100,
+                                                                        101)
+    tflite = str(tmp_path / "s.tflite")
+    assert cli.main(["export", student, tflite, *data, "--quantization",
+                     "none"]) == 0
+    capsys.readouterr()
+    sidecar = json.loads((tmp_path / "s.json").read_text())
+    assert sidecar["feature_spec"]["features"][0]["hash_buckets"] == 100
+    request = {k: (v.item() if hasattr(v, "item") else v)
+               for k, v in frame.drop(columns="clicked").iloc[0].items()}
+    scores = _run_tflite_module().score(
+        tflite, [request, {**request, "uid": "u" + "9" * 30}])
+    assert np.isfinite(scores).all()
+    with pytest.raises(SystemExit):
+        cli.main(["distill", *data[:4], "--hash-column", "uid=many"])
+    assert "expected NAME=BUCKETS" in capsys.readouterr().err
 
 
 def test_distill_then_export_int8_on_own_data(clicks_csv, teacher_file,

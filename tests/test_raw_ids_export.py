@@ -180,7 +180,7 @@ def test_text_ids_need_the_sidecar_vocabulary(shop, exported):
     sidecar = dict(runner.load_sidecar(str(path)), feature_spec=None)
     with pytest.raises(ValueError, match="Expected integer ids for "
                        "'(user|sku)' \\(its sidecar feature has no "
-                       "vocabulary\\)"):
+                       "vocabulary or hash buckets\\)"):
         runner.run(str(path), raw_requests(shop)[:2], sidecar)
 
 

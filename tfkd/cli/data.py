@@ -41,17 +41,20 @@ def load_data(args, seed=42, split="random", batch_size=256):
     from tfkd import datasets
 
     lists = getattr(args, "list_column", None)
+    hashed = getattr(args, "hash_column", None)
     columns = {"min_count": getattr(args, "min_count", 1),
                "max_tokens": getattr(args, "max_tokens", None),
-               "list_columns": dict(lists) if lists else None}
+               "list_columns": dict(lists) if lists else None,
+               "hash_columns": dict(hashed) if hashed else None}
     if args.data is None:
         if args.label or args.spec or columns != {
-            "min_count": 1, "max_tokens": None, "list_columns": None
+            "min_count": 1, "max_tokens": None, "list_columns": None,
+            "hash_columns": None,
         }:
             raise CommandError(
-                "--label, --spec, --min-count, --max-tokens and "
-                "--list-column describe the files given with --data; pass "
-                "--data PATH, or leave them out for MovieLens-100K."
+                "--label, --spec, --min-count, --max-tokens, --list-column "
+                "and --hash-column describe the files given with --data; "
+                "pass --data PATH, or leave them out for MovieLens-100K."
             )
         return datasets.movielens_100k(
             task=args.task or "ctr", split=split, seed=seed,
@@ -127,8 +130,10 @@ def default_spec_path(output):
 
 def needs_spec_file(args, spec):
     """Whether `distill` must write the spec although `--spec-out` was not
-    given: it built vocabularies, which only the spec keeps."""
-    return args.data is not None and not args.spec and _vocabularies(spec)
+    given: it built vocabularies (which only the spec keeps) or hashed a
+    column (which the spec says)."""
+    mapped = any(f.is_mapped for f in spec.features)
+    return args.data is not None and not args.spec and mapped
 
 
 def refuse_rebuilt_vocabularies(args, spec):
@@ -248,15 +253,20 @@ def _with_table_size(feature, size, path):
 
 
 def _check_vocabularies_fit(features, sizes, path):
-    # A table smaller than the vocabulary was trained on other ids.
+    # A table smaller than the vocabulary (or the hash buckets) was
+    # trained on other ids.
     for feature in features:
         size = sizes.get(feature.name)
-        if feature.vocabulary is None or size is None:
+        if not feature.is_mapped or size is None:
             continue
-        if size < len(feature.vocabulary) + 1:
+        if feature.vocabulary is not None:
+            count, what = len(feature.vocabulary), "vocabulary has"
+        else:
+            count, what = feature.hash_buckets, "hashing has"
+        if size < count + 1:
             raise CommandError(
                 f"The model {path} has {size} rows for '{feature.name}', "
-                f"but the data's vocabulary has {len(feature.vocabulary):,} "
-                "values: it was trained on other files or another spec. "
-                "Pass the --spec written by tfkd distill --spec-out for it."
+                f"but the data's {what} {count:,} values: it was trained "
+                "on other files or another spec. Pass the --spec written "
+                "by tfkd distill --spec-out for it."
             )

@@ -242,6 +242,14 @@ def _list_column(text):
     return name, separator
 
 
+def _hash_column(text):
+    name, equals, buckets = text.partition("=")
+    if not (name and equals and buckets.isdigit() and int(buckets) >= 1):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=BUCKETS (e.g. session=1048576), got {text!r}")
+    return name, int(buckets)
+
+
 def _names(text):
     return [name for name in text.split(",") if name]
 
@@ -324,6 +332,11 @@ def _data_arguments(parser):
                         metavar="NAME=SEP", help="a column of --data "
                         "holding a list per cell, split on SEP (e.g. "
                         "genres='|'); repeat for more")
+    parser.add_argument("--hash-column", type=_hash_column, action="append",
+                        metavar="NAME=BUCKETS", help="a column of --data "
+                        "with too many values for a vocabulary, hashed to "
+                        "ids 1..BUCKETS (e.g. session=1048576); repeat for "
+                        "more")
     parser.add_argument("--data-dir", help="folder holding ml-100k (default: "
                         "TFKD_DATA_DIR, the cache, the recbole wheel, "
                         "or a download)")

@@ -8,6 +8,8 @@ from typing import Any
 LABEL_KINDS = ("binary", "rating", "implicit")
 FEATURE_KINDS = ("categorical", "numeric")
 SPEC_KEYS = ("features", "task", "label", "label_kind")
+# Hashed ids 1..N and the table's row count N + 1 fit in int32.
+MAX_HASH_BUCKETS = 2**31 - 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +21,9 @@ class Feature:
     `1..vocabulary_size - 1`. With a `vocabulary`, the raw values (text,
     ids from 0, sparse 64-bit ids) are mapped to those ids: value
     `vocabulary[i]` is id `i + 1` and every other value, or a missing
-    cell, is id 0. Without one, the values are the ids. A `"numeric"`
+    cell, is id 0. With `hash_buckets`, a value's id is its hash
+    (`tfkd.datasets.id_hashing`), for columns with too many values to
+    list. Without either, the values are the ids. A `"numeric"`
     feature is one float per example, fed to the model as
     `(value - mean) / std` next to the embeddings.
 
@@ -46,8 +50,12 @@ class Feature:
             per row (`"Action|Comedy"` with `"|"`): the cell is split on
             it, each value looked up in `vocabulary`, and the ids padded
             with 0 to `length` (an unknown value is 0 too: ignored like
-            padding by a pooled list). Needs a vocabulary. Defaults to
-            `None`.
+            padding by a pooled list). Needs a vocabulary or
+            `hash_buckets`. Defaults to `None`.
+        hash_buckets: int or None. Categorical features without a
+            vocabulary: raw values are hashed to ids `1..hash_buckets`
+            (a missing cell is 0); `vocabulary_size` defaults to
+            `hash_buckets + 1`. Defaults to `None`.
 
     Raises:
         TypeError: if `name` is not a string.
@@ -55,7 +63,8 @@ class Feature:
             `length < 1`, a numeric one a vocabulary, a length other than
             1 or a `std` that is not a positive number, or `kind` is
             unknown; if a vocabulary mixes types, repeats a value or does
-            not fit in `vocabulary_size`.
+            not fit in `vocabulary_size`; if `hash_buckets` is not an
+            int >= 1 or comes with a vocabulary.
 
     Example:
 
@@ -65,6 +74,7 @@ class Feature:
     Feature("track", vocabulary=("song67", "song3"))  # vocabulary_size 3
     Feature("genres", vocabulary=("Drama", "Comedy"), length=3,
             separator="|")
+    Feature("session", hash_buckets=2**20)  # vocabulary_size 2**20 + 1
     ```
     """
 
@@ -77,6 +87,7 @@ class Feature:
     # A million values would fill the repr; `vocabulary_size` tells.
     vocabulary: tuple | None = dataclasses.field(default=None, repr=False)
     separator: str | None = None
+    hash_buckets: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -94,15 +105,18 @@ class Feature:
             return
         if self.vocabulary is not None:
             self._check_vocabulary()
+        if self.hash_buckets is not None:
+            self._check_hash_buckets()
         if self.separator is not None and (
             not isinstance(self.separator, str) or not self.separator
-            or self.vocabulary is None
+            or not self.is_mapped
         ):
             raise ValueError(
                 f"`separator` of feature '{self.name}' must be a non-empty "
-                "str, on a feature with a vocabulary (the values it "
-                f"splits). Received: separator={self.separator!r}, "
-                f"vocabulary of {_count(self.vocabulary)} values"
+                "str, on a feature with a vocabulary or hash_buckets (the "
+                f"values it splits). Received: separator={self.separator!r},"
+                f" vocabulary of {_count(self.vocabulary)} values, "
+                f"hash_buckets={self.hash_buckets}"
             )
         if self.vocabulary_size is None or int(self.vocabulary_size) < 2:
             raise ValueError(
@@ -122,14 +136,14 @@ class Feature:
 
     def _check_numeric(self):
         if (self.vocabulary_size is not None or self.length != 1
-                or self.vocabulary is not None
-                or self.separator is not None):
+                or self.is_mapped or self.separator is not None):
             raise ValueError(
                 f"Numeric feature '{self.name}' is one float: it takes no "
-                "`vocabulary_size` or `vocabulary`, and `length` 1. "
-                f"Received: vocabulary_size={self.vocabulary_size}, "
-                f"length={self.length}, vocabulary of "
-                f"{_count(self.vocabulary)} values"
+                "`vocabulary_size`, `vocabulary` or `hash_buckets`, and "
+                f"`length` 1. Received: vocabulary_size="
+                f"{self.vocabulary_size}, length={self.length}, vocabulary "
+                f"of {_count(self.vocabulary)} values, hash_buckets="
+                f"{self.hash_buckets}"
             )
         if not (math.isfinite(self.mean) and math.isfinite(self.std)
                 and self.std > 0):
@@ -177,6 +191,35 @@ class Feature:
                 f"vocabulary_size={self.vocabulary_size}"
             )
 
+    def _check_hash_buckets(self):
+        buckets = self.hash_buckets
+        if (isinstance(buckets, bool)
+                or not isinstance(buckets, numbers.Integral)
+                or not 1 <= buckets <= MAX_HASH_BUCKETS
+                or self.vocabulary is not None):
+            raise ValueError(
+                f"`hash_buckets` of feature '{self.name}' must be an int "
+                f"from 1 to {MAX_HASH_BUCKETS:,} (ids are int32), on a "
+                "feature without a vocabulary (a value has one id or the "
+                f"other). Received: hash_buckets={buckets!r}, "
+                f"vocabulary of {_count(self.vocabulary)} values"
+            )
+        object.__setattr__(self, "hash_buckets", int(buckets))
+        if self.vocabulary_size is None:
+            object.__setattr__(self, "vocabulary_size", int(buckets) + 1)
+        elif int(self.vocabulary_size) < buckets + 1:
+            raise ValueError(
+                f"Feature '{self.name}' hashes to ids 1..{buckets}: "
+                f"`vocabulary_size` must be at least {buckets + 1}. "
+                f"Received: vocabulary_size={self.vocabulary_size}"
+            )
+
+    @property
+    def is_mapped(self) -> bool:
+        """Whether raw values are mapped to ids (a vocabulary or
+        hashing) rather than being the ids."""
+        return self.vocabulary is not None or self.hash_buckets is not None
+
     @property
     def is_list(self) -> bool:
         """Whether the feature is a padded list of ids."""
@@ -191,7 +234,8 @@ class Feature:
         """Returns a JSON-safe dict; `Feature(**d)` inverts it.
 
         Categorical features write `name`, `vocabulary_size`, `length`,
-        `kind` and, when they have one, `vocabulary` (a list); numeric ones
+        `kind` and, when they have them, `vocabulary` (a list), `separator`
+        and `hash_buckets`; numeric ones
         `name`, `kind`, `mean` and `std`.
         """
         if self.is_numeric:
@@ -205,6 +249,8 @@ class Feature:
             config["vocabulary"] = list(self.vocabulary)
         if self.separator is not None:
             config["separator"] = self.separator
+        if self.hash_buckets is not None:
+            config["hash_buckets"] = self.hash_buckets
         return config
 
 
@@ -323,7 +369,7 @@ class FeatureSpec:
                 raise ValueError(
                     f"Feature {i} of the spec is not one `Feature` takes "
                     "(keys: name, vocabulary_size, length, kind, mean, "
-                    "std, vocabulary, separator). Received: "
+                    "std, vocabulary, separator, hash_buckets). Received: "
                     f"{_short(entry)} ({e})"
                 ) from e
         return cls(

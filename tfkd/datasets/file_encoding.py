@@ -4,13 +4,15 @@
 blocks inside tf.data. Both read every id and number cell as a float64
 first (exact for ids up to 2**53), so the two give the same int32 ids and
 float32 numbers; a feature with a vocabulary maps its raw cells
-(`tfkd.datasets.vocabulary.lookup`).
+(`tfkd.datasets.vocabulary.lookup`), one with `hash_buckets` hashes them
+(`tfkd.datasets.id_hashing`), with tf's own op in both loaders.
 """
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tfkd.datasets.id_hashing import hash_key
 from tfkd.datasets.vocabulary import MAX_WHOLE
 from tfkd.datasets.vocabulary import WHOLE_NUMBER
 from tfkd.datasets.vocabulary import lookup
@@ -33,12 +35,13 @@ def encode_frame(frame, spec):
     for feature in spec.features:
         if feature.separator is not None:
             ids = lookup_lists(frame[feature.name].to_numpy(),
-                               feature.vocabulary, feature.length)
+                               feature.length,
+                               lambda v, f=feature: map_values(v, f))
             encoded[feature.name] = list(ids)
             continue
-        if feature.vocabulary is not None:
-            encoded[feature.name] = lookup(frame[feature.name].to_numpy(),
-                                           feature.vocabulary)
+        if feature.is_mapped:
+            encoded[feature.name] = map_values(
+                frame[feature.name].to_numpy(), feature)
             continue
         values = frame[feature.name].to_numpy(np.float64)
         # Ids past int32 stay out of range (read as unknown), rather than
@@ -49,6 +52,31 @@ def encode_frame(frame, spec):
         )
     encoded[spec.label] = frame[spec.label].to_numpy(np.float32)
     return pd.DataFrame(encoded)
+
+
+def map_values(values, feature):
+    """The ids of raw cells of a feature with a vocabulary or hashing.
+
+    Args:
+        values: array-like of raw cells.
+        feature: `Feature` with `vocabulary` or `hash_buckets`.
+
+    Returns:
+        int32 NumPy array of ids, one per cell; 0 for unknown and missing.
+    """
+    if feature.vocabulary is not None:
+        return lookup(values, feature.vocabulary)
+    # Hashed once per distinct cell, by the op the tf.data path runs.
+    codes, uniques = pd.factorize(pd.Series(np.asarray(values, object)),
+                                  use_na_sentinel=True)
+    keys = [hash_key(u) for u in uniques]
+    table = np.zeros(len(keys) + 1, np.int32)  # code -1, a null: the last
+    if keys:
+        hashed = tf.strings.to_hash_bucket_fast(
+            [b"" if k is None else k for k in keys], feature.hash_buckets)
+        known = np.array([k is not None for k in keys])
+        table[:-1] = np.where(known, hashed.numpy() + 1, 0)
+    return table[codes]
 
 
 def encode_block(numbers, texts, spec, tables):
@@ -71,12 +99,12 @@ def encode_block(numbers, texts, spec, tables):
     for feature in spec.features:
         if feature.separator is not None:
             features[feature.name] = _lookup_lists(
-                texts[:, k], feature, tables[feature.name])
+                texts[:, k], feature, tables.get(feature.name))
             k += 1
             continue
-        if feature.vocabulary is not None:
+        if feature.is_mapped:
             features[feature.name] = _lookup(texts[:, k], feature,
-                                             tables[feature.name])
+                                             tables.get(feature.name))
             k += 1
             continue
         column = numbers[:, j]
@@ -124,10 +152,13 @@ def _lookup(cells, feature, table):
     digits = tf.strings.regex_replace(cells, r"^[+-]?0*", "")
     short = whole & (tf.strings.length(digits) <= len(str(MAX_WHOLE)) - 1)
     number = tf.strings.to_number(tf.where(short, cells, "0"), tf.int64)
-    if not isinstance(feature.vocabulary[0], str):
+    if table is not None and not isinstance(feature.vocabulary[0], str):
         return tf.where(short, table.lookup(number), 0)
     negative = tf.strings.regex_full_match(cells, "-.*")
     long = tf.where(negative, "-" + digits, digits)
     key = tf.where(short, tf.strings.as_string(number),
                    tf.where(whole, long, cells))
-    return table.lookup(key)
+    if table is not None:
+        return table.lookup(key)
+    hashed = tf.strings.to_hash_bucket_fast(key, feature.hash_buckets)
+    return tf.where(key == "", 0, tf.cast(hashed, tf.int32) + 1)

@@ -46,8 +46,8 @@ def split_blocks(shards, layouts, spec, row_split, part, shuffle_seed=None):
         numbers and label, as `from_files` encodes them.
     """
     # Cells read as numbers, then cells looked up in a vocabulary.
-    numbers = [f.name for f in spec.features if f.vocabulary is None]
-    texts = [f.name for f in spec.features if f.vocabulary is not None]
+    numbers = [f.name for f in spec.features if not f.is_mapped]
+    texts = [f.name for f in spec.features if f.is_mapped]
     names = [*numbers, spec.label, *texts]
     tables = vocabulary_tables(spec)
     code = SPLIT_NAMES.index(part)

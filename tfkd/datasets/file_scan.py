@@ -70,8 +70,7 @@ def scan_files(source, shards, label, task, spec, row_split, chunk_rows,
     """
     wanted = None if spec is None else [*spec.names, label]
     settings = settings or ColumnSettings()
-    checks = RowChecks(label, task, settings.min_count, settings.max_tokens,
-                       settings.separators)
+    checks = RowChecks(label, task, settings)
     counts = np.zeros(len(SPLIT_NAMES), np.int64)
     for k, (path, fmt) in enumerate(shards):
         start = 0

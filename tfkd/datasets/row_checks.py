@@ -11,6 +11,7 @@ the same spec (and vocabularies) however the rows were chunked.
 
 import numpy as np
 
+from tfkd.datasets.column_settings import ColumnSettings
 from tfkd.datasets.feature_spec import Feature
 from tfkd.datasets.feature_spec import FeatureSpec
 from tfkd.datasets.row_tallies import CELL_CLASSES
@@ -65,12 +66,10 @@ class RowChecks:
     Args:
         label: str. The label column.
         task: str. `"ctr"` (labels 0 or 1) or `"rating"`.
-        min_count: int. Values of a built vocabulary occur at least this
-            often in the training rows. Defaults to `1`.
-        max_tokens: int or None. At most this many values per built
-            vocabulary (the most frequent). Defaults to `None`.
-        separators: dict or None. `{column: separator}` of list columns.
-            Defaults to `None`.
+        settings: `ColumnSettings` or None. Vocabulary limits (values
+            seen `min_count` times in the training rows, at most
+            `max_tokens` of them), list columns and hashed columns (whose
+            values are not counted). Defaults to `None`: the defaults.
 
     Example:
 
@@ -82,13 +81,14 @@ class RowChecks:
     ```
     """
 
-    def __init__(self, label, task, min_count=1, max_tokens=None,
-                 separators=None):
+    def __init__(self, label, task, settings=None):
         self.label = label
         self.task = task
-        self.min_count = min_count
-        self.max_tokens = max_tokens
-        self.separators = separators or {}
+        settings = settings or ColumnSettings()
+        self.min_count = settings.min_count
+        self.max_tokens = settings.max_tokens
+        self.separators = settings.separators
+        self.hash_buckets = settings.hash_buckets
         self._longest = {}
         self.rows = 0
         self.columns = None
@@ -119,7 +119,8 @@ class RowChecks:
             if kind == "list":
                 self._add_list(name, column, where, train)
                 continue
-            if kind != "float" and name != self.label:
+            if (kind != "float" and name != self.label
+                    and name not in self.hash_buckets):
                 kept = column if train is None else column[train]
                 self._counts.setdefault(name, ValueCounts()).add(kept)
             if kind == "text":
@@ -134,10 +135,11 @@ class RowChecks:
 
     def _add_list(self, name, cells, where, train):
         lengths = np.fromiter(map(len, cells), np.int64, len(cells))
-        kept = cells if train is None else cells[train]
-        flat = [v for cell in kept for v in cell]
-        self._counts.setdefault(name, ValueCounts()).add(
-            np.array(flat, object))
+        if name not in self.hash_buckets:
+            kept = cells if train is None else cells[train]
+            flat = [v for cell in kept for v in cell]
+            self._counts.setdefault(name, ValueCounts()).add(
+                np.array(flat, object))
         i = int(np.argmax(lengths))
         if lengths[i] > self._longest.get(name, (0, ""))[0]:
             self._longest[name] = (int(lengths[i]), where(i))
@@ -236,6 +238,8 @@ class RowChecks:
 
     def _infer(self, name):
         kinds = self.kinds[name]
+        if name in self.hash_buckets:
+            return self._hashed_feature(name, kinds)
         if "float" in kinds or (name, "number") in self._bad:
             self._refuse_gaps(name, "a numeric column")
             self._refuse(name, ("finite",))
@@ -260,6 +264,20 @@ class RowChecks:
                 return Feature(name, int(moments.high) + 1)
         return self._vocabulary_feature(name)
 
+    def _hashed_feature(self, name, kinds):
+        if "float" in kinds:
+            moments = self._moments[name]
+            raise ValueError(
+                f"Column '{name}' holds fractional numbers ({moments.low:g} "
+                f"to {moments.high:g}): hashing is for ids. Leave it out of "
+                "hash_columns (--hash-column) and it is a numeric feature."
+            )
+        if "list" not in kinds:
+            return Feature(name, hash_buckets=self.hash_buckets[name])
+        return Feature(name, hash_buckets=self.hash_buckets[name],
+                       length=max(1, self._longest.get(name, (1,))[0]),
+                       separator=self.separators[name])
+
     def _vocabulary_feature(self, name, one_per_row=True):
         counts = self._counts.get(name, ValueCounts())
         vocabulary = counts.vocabulary(self.min_count, self.max_tokens)
@@ -269,10 +287,11 @@ class RowChecks:
             raise ValueError(
                 f"Column '{name}' holds {len(vocabulary):,} distinct values "
                 f"in the training rows: a table of more than "
-                f"{MAX_INFERRED_VOCABULARY - 1:,} ids. Keep the most "
-                "frequent with max_tokens (--max-tokens), drop rare ones "
-                "with min_count (--min-count), or leave the column out "
-                "(a row or event id is no feature)."
+                f"{MAX_INFERRED_VOCABULARY - 1:,} ids. Hash it "
+                f"(hash_columns={{'{name}': {_buckets(len(vocabulary))}}}, "
+                f"--hash-column {name}={_buckets(len(vocabulary))}), keep "
+                "the most frequent with max_tokens (--max-tokens), or drop "
+                "rare ones with min_count (--min-count)."
             )
         if not vocabulary:
             raise ValueError(
@@ -310,10 +329,11 @@ class RowChecks:
                     f"{feature.length}. Shorten those lists, or write a new "
                     "spec (and train on it) with --spec-out."
                 )
-        elif feature.vocabulary is None:
+        elif not feature.is_mapped:
             self._refuse_text(name)
             self._refuse(name, FEATURE_RULES)
-        # A feature with a vocabulary takes any cell: others are unknown.
+        # A feature with a vocabulary takes any cell: others are unknown;
+        # a hashed one hashes any cell.
 
     def _refuse(self, name, rules):
         for rule in rules:
@@ -355,3 +375,8 @@ class RowChecks:
                 "1. Leave the spec out (or write a new one with "
                 "--spec-out) and tfkd builds the column's vocabulary."
             )
+
+
+def _buckets(values):
+    # A power of two near 4x the values: few of them then share an id.
+    return 1 << max(1, (4 * values - 1).bit_length())

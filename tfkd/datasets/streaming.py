@@ -87,6 +87,7 @@ def stream_files(
     min_count: int = 1,
     max_tokens: int | None = None,
     list_columns: dict[str, str] | None = None,
+    hash_columns: dict[str, int] | None = None,
 ) -> StreamedData:
     """Reads CSV or Parquet shards as they train, never holding them whole.
 
@@ -146,6 +147,9 @@ def stream_files(
         max_tokens: int or None. As `from_files`. Defaults to `None`.
         list_columns: dict or None. As `from_files` (text cells, split in
             tf.data by `tf.strings.split`). Defaults to `None`.
+        hash_columns: dict or None. As `from_files` (hashed in tf.data by
+            `tf.strings.to_hash_bucket_fast`; nothing is counted, so a
+            hashed column costs no memory). Defaults to `None`.
 
     Returns:
         `StreamedData` (a `MovieLensData`): `train`, `val`, `test` and
@@ -171,12 +175,12 @@ def stream_files(
     _validate(val_fraction, test_fraction, batch_size, shuffle_buffer,
               chunk_rows, check, spec)
     settings = column_settings(spec, label, min_count, max_tokens,
-                               list_columns)
+                               list_columns, hash_columns)
     row_split = RowSplit(seed, val_fraction, test_fraction)
     shards = find_shards(path)
     wanted = None if spec is None else [*spec.names, label]
     layouts = shard_layouts(shards, label, wanted)
-    check_list_columns(settings.separators, layouts[0], os.fspath(path))
+    check_list_columns(settings, layouts[0], os.fspath(path))
     rows = None
     if check:
         spec, rows = scan_files(os.fspath(path), shards, label, task, spec,

@@ -52,6 +52,7 @@ def from_files(
     min_count: int = 1,
     max_tokens: int | None = None,
     list_columns: dict[str, str] | None = None,
+    hash_columns: dict[str, int] | None = None,
 ) -> MovieLensData:
     """Loads a CSV or Parquet file, or a folder of shards, as datasets.
 
@@ -99,6 +100,13 @@ def from_files(
             a list feature with a vocabulary of the values, as long as
             the longest list, pooled by tfkd's models. A spec's list
             features carry their separator. Defaults to `None`.
+        hash_columns: dict or None. `{column: buckets}` of id columns
+            with too many values for a vocabulary (`{"session": 2**20}`):
+            each value's id is its hash, `1..buckets`
+            (`tfkd.datasets.id_hashing`); values may share an id, so
+            give a few times as many buckets as values. A list column may
+            be hashed too. A spec's features carry `hash_buckets`.
+            Defaults to `None`.
 
     Returns:
         `MovieLensData` with `train`, `val`, `test`, `frames` (encoded
@@ -124,10 +132,10 @@ def from_files(
     label, task = resolve_label_and_task(label, spec, task)
     splits.validate_fractions(val_fraction, test_fraction)
     settings = column_settings(spec, label, min_count, max_tokens,
-                               list_columns)
+                               list_columns, hash_columns)
     wanted = None if spec is None else [*spec.names, label]
     table = _read_all(find_shards(path), label, wanted, settings.separators)
-    check_list_columns(settings.separators, list(table.frame.columns),
+    check_list_columns(settings, list(table.frame.columns),
                        os.fspath(path))
     if table.frame.empty:
         raise ValueError(f"{os.fspath(path)} holds no data rows.")
@@ -137,8 +145,7 @@ def from_files(
 
 def _checked_data(table, label, task, spec, seed, batch_size, val_fraction,
                   test_fraction, settings):
-    checks = RowChecks(label, task, settings.min_count, settings.max_tokens,
-                       settings.separators)
+    checks = RowChecks(label, task, settings)
     # The vocabularies come from the training rows only, as a model would
     # be trained: a value seen only in val or test reads as unknown.
     train = splits.random_codes(len(table.frame), val_fraction,
@@ -197,6 +204,7 @@ def from_frame(
     min_count: int = 1,
     max_tokens: int | None = None,
     list_columns: dict[str, str] | None = None,
+    hash_columns: dict[str, int] | None = None,
 ) -> MovieLensData:
     """Loads a pandas DataFrame as datasets, as `from_files` loads a file.
 
@@ -221,6 +229,7 @@ def from_frame(
         max_tokens: int or None. As `from_files`. Defaults to `None`.
         list_columns: dict or None. As `from_files`; a cell may also hold
             a list. Defaults to `None`.
+        hash_columns: dict or None. As `from_files`. Defaults to `None`.
 
     Returns:
         `MovieLensData`, as `from_files`.
@@ -246,7 +255,7 @@ def from_frame(
     label, task = resolve_label_and_task(label, spec, task)
     splits.validate_fractions(val_fraction, test_fraction)
     settings = column_settings(spec, label, min_count, max_tokens,
-                               list_columns)
+                               list_columns, hash_columns)
     named = [c for c in frame.columns if not isinstance(c, str)]
     if named:
         raise TypeError(
@@ -255,7 +264,7 @@ def from_frame(
         )
     wanted = None if spec is None else [*spec.names, label]
     check_columns("The frame", list(frame.columns), label, wanted)
-    check_list_columns(settings.separators, list(frame.columns), "The frame")
+    check_list_columns(settings, list(frame.columns), "The frame")
     raw = frame if wanted is None else frame[wanted]
     if raw.empty:
         raise ValueError("The frame holds no rows.")

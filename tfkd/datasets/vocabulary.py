@@ -206,13 +206,14 @@ def split_cell(value, separator):
     return [t for t in tokens if canonical(t) is not MISSING]
 
 
-def lookup_lists(cells, vocabulary, length):
+def lookup_lists(cells, length, ids_of):
     """Ids of list cells, padded with 0: `(len(cells), length)` int32.
 
     Args:
         cells: sequence of lists of raw values (`split_cell`).
-        vocabulary: tuple of str or of int.
         length: int. Values kept per row (the checks refuse longer rows).
+        ids_of: callable. An object array of raw values -> their int32
+            ids, e.g. `lambda v: lookup(v, vocabulary)`.
 
     Returns:
         int32 NumPy array; unknown values and padding are 0.
@@ -224,5 +225,5 @@ def lookup_lists(cells, vocabulary, length):
         rows = np.repeat(np.arange(len(cells)), sizes)
         columns = np.arange(len(flat)) - np.repeat(np.cumsum(sizes) - sizes,
                                                    sizes)
-        ids[rows, columns] = lookup(np.array(flat, object), vocabulary)
+        ids[rows, columns] = ids_of(np.array(flat, object))
     return ids

@@ -1,56 +1,77 @@
-"""An app's raw ids, looked up before each invoke, timed as the app runs.
+"""An app's raw ids, mapped before each invoke, timed as the app runs.
 
-A feature with a vocabulary (text ids, ids from 0, sparse 64-bit ids)
-reaches the file as ids: the app maps each raw value through the
-vocabulary the sidecar carries, then invokes. The lookup is a hash map
-per feature (a Python dict here, a `HashMap` in an app), not ops in the
-file, so the file keeps the int32 id inputs that int8 calibration and the
-exporter's unknown-id check feed. (LiteRT's builtin HASHTABLE ops could
-hold it: a `tf.lookup.StaticHashTable` converts to CALL_ONCE, HASHTABLE
-and HASHTABLE_FIND without Flex; not done here.)
+A feature with a vocabulary (text ids, ids from 0, sparse 64-bit ids) or
+hash buckets reaches the file as ids: the app maps each raw value through
+the vocabulary the sidecar carries (a hash map per feature: a Python dict
+here, a `HashMap` in an app) or hashes it (`tfkd.datasets.id_hashing`),
+then invokes. The mapping is not ops in the file, so the file keeps the
+int32 id inputs that int8 calibration and the exporter's unknown-id check
+feed. (LiteRT's builtin HASHTABLE ops could hold a vocabulary: a
+`tf.lookup.StaticHashTable` converts to CALL_ONCE, HASHTABLE and
+HASHTABLE_FIND without Flex; not done here.)
 """
 
 import numpy as np
 
+from tfkd.datasets.id_hashing import hashed_id
 from tfkd.datasets.vocabulary import MISSING
 from tfkd.datasets.vocabulary import canonical
 from tfkd.export.litert_runner import median_us
 
 
-def vocabulary_tables(feature_spec):
-    """`{name: ({key: id}, text_keys)}` of the spec's vocabularies.
+def raw_mappings(feature_spec):
+    """`{name: (id_of, value_of)}` of the spec's features that map raw
+    values: `id_of(raw value) -> id`, and `value_of(id)`, a raw value with
+    that id (None, a missing cell, for id 0).
 
     Args:
         feature_spec: dict or None. A `FeatureSpec.to_dict()`.
 
     Returns:
-        dict, empty without a spec or vocabularies.
+        dict, empty without a spec or such features.
     """
-    tables = {}
+    mappings = {}
     for feature in (feature_spec or {}).get("features", []):
         vocabulary = feature.get("vocabulary")
+        buckets = feature.get("hash_buckets")
         if vocabulary:
-            tables[feature["name"]] = (
-                {key: i + 1 for i, key in enumerate(vocabulary)},
-                isinstance(vocabulary[0], str),
-            )
-    return tables
+            mappings[feature["name"]] = _vocabulary_mapping(vocabulary)
+        elif buckets:
+            mappings[feature["name"]] = _hash_mapping(buckets)
+    return mappings
 
 
-def lookup_id(value, ids, text_keys):
-    """One raw value's id: `ids[canonical key]`, or 0 (unknown)."""
-    key = canonical(value)
-    if key is MISSING:
-        return 0
-    return ids.get(str(key) if text_keys else key, 0)
+def _vocabulary_mapping(vocabulary):
+    ids = {key: i + 1 for i, key in enumerate(vocabulary)}
+    text_keys = isinstance(vocabulary[0], str)
+
+    def id_of(value):
+        key = canonical(value)
+        if key is MISSING:
+            return 0
+        return ids.get(str(key) if text_keys else key, 0)
+
+    def value_of(i):
+        return vocabulary[i - 1] if 0 < i <= len(vocabulary) else None
+
+    return id_of, value_of
+
+
+def _hash_mapping(buckets):
+    # A hash has no inverse: any value of about an id's length costs the
+    # app the same to hash.
+    def value_of(i):
+        return None if i == 0 else f"value-{i:08d}"
+
+    return (lambda value: hashed_id(value, buckets)), value_of
 
 
 def lookup_invoke_us_p50(runner, request, feature_spec, runs):
     """Median microseconds of one request from the app's raw values.
 
-    Each call looks the raw value of every vocabulary feature up (the
-    value behind the request's id), writes the ids into the input
-    tensors, then invokes a fixed-shape interpreter, as an app does.
+    Each call maps the raw value of every such feature (a value behind
+    the request's id) to its id, writes the ids into the input tensors,
+    then invokes a fixed-shape interpreter, as an app does.
 
     Args:
         runner: `LiteRTRunner` on the file.
@@ -59,7 +80,7 @@ def lookup_invoke_us_p50(runner, request, feature_spec, runs):
         runs: int. Timed calls.
 
     Returns:
-        float, or None when no input has a vocabulary.
+        float, or None when no input maps raw values.
 
     Example:
 
@@ -67,22 +88,19 @@ def lookup_invoke_us_p50(runner, request, feature_spec, runs):
     lookup_invoke_us_p50(runner, first, spec.to_dict(), runs=200)
     ```
     """
-    tables = {name: table for name, table in
-              vocabulary_tables(feature_spec).items()
-              if name in runner.input_names}
-    if not tables:
+    mappings = {name: mapping for name, mapping in
+                raw_mappings(feature_spec).items()
+                if name in runner.input_names}
+    if not mappings:
         return None
-    raw = {}
-    for name, (ids, _) in tables.items():
-        by_id = {i: key for key, i in ids.items()}
-        # The raw value behind each id; a list's padding is None (id 0).
-        raw[name] = [by_id.get(int(i)) for i in
-                     np.asarray(request[name]).reshape(-1)]
+    raw = {name: [value_of(int(i))
+                  for i in np.asarray(request[name]).reshape(-1)]
+           for name, (_, value_of) in mappings.items()}
 
     def fill(arrays):
-        for name, (ids, text_keys) in tables.items():
+        for name, (id_of, _) in mappings.items():
             row = arrays[name].reshape(-1)  # a view: batch 1
             for j, value in enumerate(raw[name]):
-                row[j] = lookup_id(value, ids, text_keys)
+                row[j] = id_of(value)
 
     return median_us(runner.fixed_shape(request, fill=fill), runs)
