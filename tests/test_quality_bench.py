@@ -384,6 +384,15 @@ class TestQualityTaskFlag:
         assert calls["variants"] is True
         assert quality_bench.main(["--seeds", "1", "--no-variants"]) == 0
         assert calls["variants"] is False
+        # ML-1M: its recipe's 3 teachers and 1x transfer set, a 2-wide
+        # student (3.9% of the teacher there).
+        monkeypatch.setattr(quality_bench, "_dataset", lambda args: (
+            recipes.Recipe.movielens_1m(), "data", "student"))
+        assert quality_bench.main(["--seeds", "1", "--dataset",
+                                   "ml-1m"]) == 0
+        assert (calls["ensemble_size"], calls["transfer_size"]) == (3, 1.0)
+        assert (calls["data"], calls["student"]) == ("data", "student")
+        assert calls["recipe"].batch_size == 2048
 
     @pytest.mark.parametrize(
         "argv, fragment",
@@ -391,9 +400,11 @@ class TestQualityTaskFlag:
          (["--task", "retrieval", "--transfer-size", "2"],
           "apply to --task ctr only"),
          (["--task", "retrieval", "--no-variants"],
+          "apply to --task ctr only"),
+         (["--task", "retrieval", "--dataset", "ml-1m"],
           "apply to --task ctr only")],
         ids=["unknown_task", "transfer_size_for_retrieval",
-             "no_variants_for_retrieval"],
+             "no_variants_for_retrieval", "ml_1m_for_retrieval"],
     )
     def test_refused(self, argv, fragment, capsys):
         with pytest.raises(SystemExit) as exit_info:

@@ -88,6 +88,15 @@ class Recipe:
                    transfer_size=1.0)
 
     @classmethod
+    def movielens_1m(cls):
+        """The recipe for MovieLens-1M's 591K training rows (ctr): batches
+        of 2048 (an epoch of the teacher in about 20 s on 2 cores), three
+        teachers that stop 2 epochs past their best, students with
+        patience 5 of at most 30 epochs, and a 1x transfer set."""
+        return cls(epochs=30, patience=5, batch_size=2048, teachers=3,
+                   teacher_patience=2, transfer_size=1.0)
+
+    @classmethod
     def quick(cls):
         """One epoch per model, two teachers, a 1x transfer set: the same
         recipe at a size that runs in under a minute, for a first look."""

@@ -49,6 +49,7 @@ def run_seed(
     transfer_size: float,
     verbose: int = 1,
     variants: bool = True,
+    student: Callable[[Any], keras.Model] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Trains the teachers of one model seed and every student row.
 
@@ -61,6 +62,8 @@ def run_seed(
         verbose: int. 0 silent, else one line per model on stderr.
         variants: bool. False trains only the two main students
             (`student_scratch`, `student_distilled`).
+        student: callable or None. `FeatureSpec` -> a student model, for
+            every student row. None: `tfkd.models.student`.
 
     Returns:
         dict of row name to a dict with `auc`, `val_auc`, `params`,
@@ -84,7 +87,8 @@ def run_seed(
         del rows[name]
     # The recipe's seed seeds each row's transfer-set draw and shuffle.
     recipe = recipe.replace(seed=seed, transfer_size=transfer_size)
-    plans = [plan for plan in _plans(recipe, ensemble, members[0])
+    plans = [plan._replace(student=student)
+             for plan in _plans(recipe, ensemble, members[0])
              if variants or plan.name.startswith("student_")]
     # The ensemble scores train and val once; the live and the cached rows
     # read the same arrays, so only the teacher differs between them.
@@ -182,6 +186,8 @@ def same_steps(recipe: recipes.Recipe) -> int:
 
 
 def _teachers(data, recipe, seed, ensemble_size, log):
+    # The teachers stop by their own patience, as `recipes.train_teachers`.
+    recipe = recipe.replace(patience=recipe.teacher_patience)
     members, rows = [], {}
     for k in range(ensemble_size):
         member_seed = seed * recipes.MEMBER_SEED_STRIDE + k

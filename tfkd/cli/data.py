@@ -12,8 +12,16 @@ class CommandError(Exception):
     """A failure with a message written for the command line."""
 
 
+def movielens(dataset):
+    """The loader of `--dataset`: `movielens_100k` or `movielens_1m`."""
+    from tfkd import datasets
+
+    return {"ml-100k": datasets.movielens_100k,
+            "ml-1m": datasets.movielens_1m}[dataset]
+
+
 def load_data(args, seed=42, split="random", batch_size=256):
-    """MovieLens-100K, or the user's files with `--data`.
+    """MovieLens (`--dataset`), or the user's files with `--data`.
 
     Args:
         args: `argparse.Namespace` with `data`, `label`, `spec`, `task` and
@@ -46,6 +54,12 @@ def load_data(args, seed=42, split="random", batch_size=256):
                "max_tokens": getattr(args, "max_tokens", None),
                "list_columns": dict(lists) if lists else None,
                "hash_columns": dict(hashed) if hashed else None}
+    dataset = getattr(args, "dataset", "ml-100k")
+    if args.data is not None and dataset != "ml-100k":
+        raise CommandError(
+            f"--dataset {dataset} and --data {args.data} name two data "
+            "sets: drop one of them."
+        )
     if args.data is None:
         if args.label or args.spec or columns != {
             "min_count": 1, "max_tokens": None, "list_columns": None,
@@ -54,9 +68,9 @@ def load_data(args, seed=42, split="random", batch_size=256):
             raise CommandError(
                 "--label, --spec, --min-count, --max-tokens, --list-column "
                 "and --hash-column describe the files given with --data; "
-                "pass --data PATH, or leave them out for MovieLens-100K."
+                "pass --data PATH, or leave them out for MovieLens."
             )
-        return datasets.movielens_100k(
+        return movielens(dataset)(
             task=args.task or "ctr", split=split, seed=seed,
             data_dir=args.data_dir, batch_size=batch_size,
         )

@@ -31,6 +31,7 @@ def run_demo(
     plots_dir=None,
     export_dir="export",
     verbose=1,
+    dataset="ml-100k",
 ):
     """Trains the teachers, a scratch and a distilled student; exports int8.
 
@@ -43,7 +44,8 @@ def run_demo(
         config: `tfkd.recipes.Recipe` or None. Defaults to
             `Recipe.demo()`, the recipe `make demo` runs.
         data: `tfkd.datasets.MovieLensData` or None. Defaults to real
-            MovieLens-100K CTR with `config.split` and `config.seed`.
+            MovieLens CTR (`dataset`) with `config.split` and
+            `config.seed`.
         json_path: str or None. Where to write the results as JSON.
         plots_dir: str or None. Folder for the learning-curve and
             quality-vs-size PNGs.
@@ -51,6 +53,8 @@ def run_demo(
             sidecar; `None` skips the export. Defaults to `"export"`.
         verbose: int. 0: silent; 1: one line per trained model on stderr;
             2: also Keras' line per epoch. Defaults to `1`.
+        dataset: str. Without `data`: `"ml-100k"` or `"ml-1m"`.
+            Defaults to `"ml-100k"`.
 
     Returns:
         dict with `"dataset"`, `"teacher"` (member 0 of an ensemble),
@@ -69,8 +73,11 @@ def run_demo(
     """
     config = config or Recipe.demo()
     keras.utils.set_random_seed(config.seed)
+    named = data is None
     if data is None:
-        data = datasets.movielens_100k(
+        loaders = {"ml-100k": datasets.movielens_100k,
+                   "ml-1m": datasets.movielens_1m}
+        data = loaders[dataset](
             task="ctr",
             split=config.split,
             seed=config.seed,
@@ -86,7 +93,8 @@ def run_demo(
     distilled, distill_history = train_distilled(
         teacher, models.student(data.spec), data, config, verbose
     )
-    results = {"dataset": _describe(data, config)}
+    results = {"dataset": _describe(data, config,
+                                    dataset if named else None)}
     results.update(_scores(teacher, scratch, distilled, data))
     if export_dir is not None:
         results["tflite_int8"] = _export_int8(distilled, data, export_dir)
@@ -289,10 +297,13 @@ def compression_lines(compression):
     ])
 
 
-def _describe(data, config):
+def _describe(data, config, name):
     frames = data.frames
+    if name is None:
+        name = "ml-100k" if data.ground_truth is None else "synthetic"
     return {
-        "name": "movielens-100k" if data.ground_truth is None else "synthetic",
+        "name": {"ml-100k": "movielens-100k",
+                 "ml-1m": "movielens-1m"}.get(name, name),
         "task": "ctr",
         "split": config.split,
         "train": len(frames["train"]),

