@@ -14,6 +14,7 @@ import os
 import pandas as pd
 
 from tfkd.datasets.movielens_files import cache_dir
+from tfkd.datasets.movielens_files import check_counts
 from tfkd.datasets.movielens_files import read_atomic
 from tfkd.datasets.movielens_files import wheel_data_dir
 
@@ -90,7 +91,7 @@ def load_movielens_1m_frames(
             "folder holding the files."
         )
     frames = _read(folder)
-    _check_counts(frames, folder)
+    check_counts(frames, folder, EXPECTED_COUNTS, "MovieLens-1M")
     return frames
 
 
@@ -112,16 +113,3 @@ def _read(folder):
             "genres": items["genre"].str.split(" ").map(tuple),
         }).reset_index(drop=True),
     }
-
-
-def _check_counts(frames, folder):
-    counts = {
-        "ratings": len(frames["ratings"]),
-        "users": frames["users"]["user_id"].nunique(),
-        "items": frames["items"]["item_id"].nunique(),
-    }
-    if counts != EXPECTED_COUNTS:
-        raise ValueError(
-            f"MovieLens-1M in {folder} looks incomplete or corrupt. "
-            f"Expected: {EXPECTED_COUNTS}. Received: {counts}"
-        )

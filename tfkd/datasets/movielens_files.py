@@ -194,16 +194,24 @@ def _explicit_not_found_error(source, directory):
     )
 
 
-def _check_counts(frames, folder):
+def check_counts(frames, folder, expected, name="MovieLens-100K"):
+    """Raises unless the frames hold `expected` ratings, users and items.
+
+    Args:
+        frames: dict with `"ratings"`, `"users"` and `"items"`.
+        folder: str. Where they were read, for the message.
+        expected: dict of those three names to counts.
+        name: str. The data set, for the message.
+    """
     counts = {
         "ratings": len(frames["ratings"]),
         "users": frames["users"]["user_id"].nunique(),
         "items": frames["items"]["item_id"].nunique(),
     }
-    if counts != EXPECTED_COUNTS:
+    if counts != expected:
         raise ValueError(
-            f"MovieLens-100K in {folder} looks incomplete or corrupt. "
-            f"Expected: {EXPECTED_COUNTS}. Received: {counts}"
+            f"{name} in {folder} looks incomplete or corrupt. "
+            f"Expected: {expected}. Received: {counts}"
         )
 
 
@@ -266,5 +274,5 @@ def load_movielens_100k_frames(
 
 def _read_checked(reader, folder):
     frames = reader(folder)
-    _check_counts(frames, folder)
+    check_counts(frames, folder, EXPECTED_COUNTS)
     return frames
