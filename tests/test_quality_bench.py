@@ -347,6 +347,13 @@ class TestRetrievalSummarise:
         assert ratio["per_seed"] == [pytest.approx(1.1), pytest.approx(1.2)]
         assert ratio["mean"] == pytest.approx(1.15)
         assert ratio["std"] == pytest.approx(0.1 / math.sqrt(2))
+        # Of the scratch-to-ensemble gap (0.45 - 0.30): 0.03 and 0.06.
+        gap = report["gap_recovery"]
+        assert gap["per_seed"] == [pytest.approx(0.2), pytest.approx(0.4)]
+        assert gap["metric"] == "ndcg@10"
+        # No full-catalogue gap (every row 0.05): nothing to recover.
+        assert report["full_gap_recovery"]["per_seed"] == [None, None]
+        assert report["full_gap_recovery"]["mean"] is None
         assert report["student_distilled"]["ndcg@10_mean"] == (
             pytest.approx(0.345))
         assert report["size_ratio"] == pytest.approx(0.1)

@@ -12,7 +12,11 @@ sampled negatives and full catalogue) as mean and sample sd over seeds:
 
 ```
 ndcg_ratio = NDCG@10(student_distilled) / NDCG@10(student_scratch)
+gap_recovery = (NDCG@10(distilled) - NDCG@10(scratch))
+               / (NDCG@10(teacher_ensemble) - NDCG@10(scratch))
 ```
+
+and `full_gap_recovery`, the same over the full catalogue.
 """
 
 import dataclasses
@@ -274,8 +278,9 @@ def summarise(runs: list[dict[str, dict]], seeds: list[int]) -> dict:
         seeds: list of int. The seed of each run.
 
     Returns:
-        dict: the main rows, `variants`, `distilled_method`, `ndcg_ratio`
-        (`mean`, `std`, `per_seed`) and `size_ratio`.
+        dict: the main rows, `variants`, `distilled_method`, `ndcg_ratio`,
+        `gap_recovery` and `full_gap_recovery` (each `mean`, `std`,
+        `per_seed`) and `size_ratio`.
 
     Example: `summarise([run_seed(data, RetrievalSettings(), 0)], [0])`.
     """
@@ -293,9 +298,26 @@ def summarise(runs: list[dict[str, dict]], seeds: list[int]) -> dict:
     report["ndcg_ratio"] = {"mean": bench_utils.mean(per_seed),
                             "std": bench_utils.sample_std(per_seed),
                             "per_seed": per_seed}
+    for key, metric in (("gap_recovery", "ndcg@10"),
+                        ("full_gap_recovery", "full_ndcg@10")):
+        report[key] = _gap_recovery(runs, best, metric)
     report["size_ratio"] = (report["student_distilled"]["params"]
                             / report["teacher"]["params"])
     return report
+
+
+def _gap_recovery(runs, best, metric):
+    # The share of the scratch-to-ensemble gap the distilled row closes,
+    # per seed; None where the ensemble is no better than scratch.
+    per_seed = []
+    for run in runs:
+        scratch = run["student_scratch"][metric]
+        gap = run["teacher_ensemble"][metric] - scratch
+        per_seed.append((run[best][metric] - scratch) / gap if gap > 0
+                        else None)
+    return {"mean": bench_utils.mean(per_seed),
+            "std": bench_utils.sample_std(per_seed), "per_seed": per_seed,
+            "metric": metric}
 
 
 def _row(results: list[dict], seeds: list[int]) -> dict[str, Any]:
@@ -392,7 +414,10 @@ def table(report: dict[str, Any]) -> str:
                      f"| {row[f'{MONITOR}_mean']:.4f} | {row['recipe']} |")
     ratio = report["ndcg_ratio"]
     mean = "n/a" if ratio["mean"] is None else f"{ratio['mean']:.3f}"
+    gap = report.get("gap_recovery") or {"mean": None}
+    recovered = "n/a" if gap["mean"] is None else f"{gap['mean']:.2f}"
     lines.append(f"\nstudent_distilled = {report['distilled_method']}; "
-                 f"NDCG@10 / scratch {mean} ± {ratio['std']:.3f}, size "
-                 f"ratio {report['size_ratio']:.3f}")
+                 f"NDCG@10 / scratch {mean} ± {ratio['std']:.3f}, gap "
+                 f"recovery {recovered}, size ratio "
+                 f"{report['size_ratio']:.3f}")
     return "\n".join(lines)
