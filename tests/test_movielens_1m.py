@@ -135,13 +135,16 @@ def test_a_title_from_the_app_scores_as_its_id(ctr, tmp_path):
     assert request["item_id"].endswith(")")  # a title, as the app has it
 
 
-def test_the_cli_reads_it_with_dataset(capsys):
+def test_the_cli_reads_it_with_dataset(capsys, monkeypatch):
     from tfkd.cli import data as cli_data
     from tfkd.cli import main as cli
 
+    calls = {}
+    monkeypatch.setattr(datasets, "movielens_1m",
+                        lambda **kwargs: calls.update(kwargs) or "ml-1m")
     args = cli.build_parser().parse_args(["distill", "--dataset", "ml-1m"])
-    data = cli_data.load_data(args, batch_size=4096)
-    assert data.spec["user_id"].vocabulary[0].startswith("1m_")
+    assert cli_data.load_data(args, batch_size=4096) == "ml-1m"
+    assert (calls["task"], calls["batch_size"]) == ("ctr", 4096)
     assert cli.main(["distill", "--dataset", "ml-1m", "--data",
                      "clicks.csv", "--label", "y"]) == 1
     assert ("--dataset ml-1m and --data clicks.csv name two data sets"
