@@ -1,15 +1,34 @@
-"""What `tfkd distill` and `tfkd export` read: MovieLens-100K or the
+"""What `tfkd distill` and `tfkd export` read: MovieLens (`--dataset`) or the
 user's files (`--data`), a feature spec, a teacher.
 
 Every function raises `CommandError` with a message written for the
 command line; `tfkd.cli.main.main` prints it as one line and exits 1.
 """
 
+import argparse
 import os
 
 
 class CommandError(Exception):
     """A failure with a message written for the command line."""
+
+
+def list_column(text):
+    """The argparse type of `--list-column NAME=SEP`: `(name, sep)`."""
+    name, equals, separator = text.partition("=")
+    if not (name and equals and separator):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=SEPARATOR (e.g. genres='|'), got {text!r}")
+    return name, separator
+
+
+def hash_column(text):
+    """The argparse type of `--hash-column NAME=BUCKETS`: `(name, n)`."""
+    name, equals, buckets = text.partition("=")
+    if not (name and equals and buckets.isdigit() and int(buckets) >= 1):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=BUCKETS (e.g. session=1048576), got {text!r}")
+    return name, int(buckets)
 
 
 def movielens(dataset):

