@@ -14,8 +14,7 @@ HASHTABLE_FIND without Flex; not done here.)
 import numpy as np
 
 from tfkd.datasets.id_hashing import hashed_id
-from tfkd.datasets.vocabulary import MISSING
-from tfkd.datasets.vocabulary import canonical
+from tfkd.datasets.vocabulary import key_for
 from tfkd.export.litert_runner import median_us
 
 
@@ -46,10 +45,8 @@ def _vocabulary_mapping(vocabulary):
     text_keys = isinstance(vocabulary[0], str)
 
     def id_of(value):
-        key = canonical(value)
-        if key is MISSING:
-            return 0
-        return ids.get(str(key) if text_keys else key, 0)
+        # A missing cell's key is None, which no vocabulary holds: id 0.
+        return ids.get(key_for(value, text_keys), 0)
 
     def value_of(i):
         return vocabulary[i - 1] if 0 < i <= len(vocabulary) else None
